@@ -1,0 +1,3 @@
+"""invoicesync: a watch-folder daemon that delivers invoice files to marketplace orders."""
+
+__version__ = "0.1.0"

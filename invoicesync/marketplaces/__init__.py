@@ -1,0 +1,44 @@
+"""marketplaces (shell): the one small interface every marketplace adapter implements.
+
+Two shapes exist and both fit without special cases in the service loop:
+
+- asynchronous (Octopia): `submit` answers with an import whose snapshot is still `Running`; the
+  service then calls `poll` until `lifecycle.advance` says the import is finished;
+- synchronous (Kaufland, later): `submit` answers with a snapshot that is already terminal, so the
+  very first `advance` finishes it.
+
+Every method raises only from `invoicesync.errors`: `TransientError` (wait and repeat),
+`RejectedError` (the request was refused: its files fail with `Rejected`), `UnknownOutcome` (the
+answer to an upload was lost: call `find_lost` before sending again) and `OutboxBlocked`
+(credentials or seller refused).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from invoicesync.model import Batch, ImportSnapshot, Submission
+
+
+class Marketplace(Protocol):
+    name: str  # "octopia", "kaufland": written into reports
+
+    def submit(self, batch: Batch) -> Submission:
+        """Send the batch once. Never retried blindly after the bytes left."""
+        ...
+
+    def poll(self, import_id: str) -> ImportSnapshot:
+        """The import as it stands now (safe to repeat)."""
+        ...
+
+    def find_lost(self, batch: Batch, *, sent_after: datetime) -> Submission | None:
+        """Was this batch received after all? Looks for its `bundle_name` among imports created
+        since `sent_after` (minus a margin). None only when it is surely absent."""
+        ...
+
+    def check_online(self) -> None:
+        """Get a token: raises OutboxBlocked for refused credentials, TransientError otherwise."""
+        ...
+
+    def close(self) -> None: ...
