@@ -1,0 +1,24 @@
+"""bundle (shell): stream a batch's files into one ZIP in state_dir, never a whole file in memory.
+
+PDFs are stored (deflating them costs time and saves under 1 %), XML is deflated. The ZIP is
+written under a temporary name and renamed into place, so a bundle on disk is always complete.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from invoicesync.model import BatchItem
+
+
+def build_bundle(items: Sequence[BatchItem], path: Path) -> Path:
+    temp = path.with_name(f".{path.name}.tmp")
+    with zipfile.ZipFile(temp, "w", allowZip64=True) as archive:
+        for item in items:
+            method = zipfile.ZIP_DEFLATED if item.upload_name.lower().endswith(".xml") else zipfile.ZIP_STORED
+            archive.write(item.path, arcname=item.upload_name, compress_type=method, compresslevel=6)
+    os.replace(temp, path)
+    return path

@@ -1,0 +1,237 @@
+"""commands (shell): `check`, `status`, `validate` and `sandbox`, the subcommands beside the daemon.
+
+Each takes parsed arguments and settings and returns an exit code; errors are raised as
+`InvoicesyncError` so the CLI prints one sentence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+from datetime import datetime, time as day_time
+from pathlib import Path
+from typing import Any
+
+from invoicesync.config import SANDBOX, Config
+from invoicesync.errors import InvoicesyncError, ServiceError
+from invoicesync.naming import DEFAULT_ORDER_PATTERN, is_ignored, order_id_of
+from invoicesync.outbox import Folders
+from invoicesync.sandbox import Sandbox
+from invoicesync.service import JOURNAL_NAME, STATUS_NAME, make_marketplace, sandbox_options
+from invoicesync.validate import Rules, judge, self_test
+from invoicesync.watching import filesystem_type, is_network
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def check(config: Config, *, online: bool) -> int:
+    """Configuration (already loaded), folders, filesystems, permissions, the XSDs; `online`: a token."""
+    problems: list[str] = []
+    notes: list[str] = []
+    try:
+        self_test()
+    except Exception as exc:
+        problems.append(f"UBL schemas: {exc}")
+    state_dir = config.state_dir
+    if state_dir.exists() and not os.access(state_dir, os.W_OK):
+        problems.append(f"state_dir {state_dir} is not writable")
+    for box in config.outboxes:
+        folders = Folders(box.root, "check")
+        if not box.root.is_dir():
+            problems.append(f"outbox {box.name!r}: root {box.root} does not exist")
+            continue
+        if not os.access(box.root, os.W_OK | os.X_OK):
+            problems.append(f"outbox {box.name!r}: root {box.root} is not writable")
+        fs_type = filesystem_type(box.root)
+        if is_network(fs_type):
+            notes.append(f"outbox {box.name!r}: {box.root} is on {fs_type}; watching by polling")
+            if box.watch.settle_seconds < 10:
+                notes.append(
+                    f"warning: outbox {box.name!r}: settle_seconds {box.watch.settle_seconds:g} is short for a "
+                    "network share (attribute caches hold sizes for seconds); 10 or more is safer"
+                )
+        devices = {folder.stat().st_dev for folder in (folders.outbox, folders.sent, folders.failed) if folder.exists()}
+        if len(devices) > 1:
+            problems.append(f"outbox {box.name!r}: outbox/, sent/ and failed/ are not on one filesystem")
+    if online and not problems:
+        sandbox = Sandbox.start(sandbox_options(config)) if config.uses_sandbox else None
+        try:
+            for box in config.outboxes:
+                marketplace = make_marketplace(box, sandbox)
+                try:
+                    marketplace.check_online()
+                    notes.append(f"outbox {box.name!r}: token obtained from {'the sandbox' if box.octopia.base_url == SANDBOX else box.octopia.token_url}")
+                except InvoicesyncError as exc:
+                    problems.append(f"outbox {box.name!r}: {exc}")
+                finally:
+                    marketplace.close()
+        finally:
+            if sandbox is not None:
+                sandbox.stop()
+    for note in notes:
+        print(note)
+    if problems:
+        print(f"{config.source}: {len(problems)} problem{'s' if len(problems) != 1 else ''}", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{config.source}: OK ({len(config.outboxes)} outbox{'es' if len(config.outboxes) != 1 else ''})")
+    return EXIT_OK
+
+
+def status(config: Config, *, as_json: bool) -> int:
+    journal_path = config.state_dir / JOURNAL_NAME
+    live: dict[str, Any] = {}
+    try:
+        live = json.loads((config.state_dir / STATUS_NAME).read_text())
+    except (OSError, ValueError):
+        pass
+    midnight = datetime.combine(datetime.now().date(), day_time()).astimezone()
+    rows: list[dict[str, Any]] = []
+    db = sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True) if journal_path.exists() else None
+    try:
+        for box in config.outboxes:
+            rows.append(_outbox_status(box.name, box.root, box.files.ignore, db, midnight, live))
+    finally:
+        if db is not None:
+            db.close()
+    if as_json:
+        print(json.dumps({"outboxes": rows}, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    for row in rows:
+        since = f" (oldest since {row['in_flight_since']})" if row["in_flight_since"] else ""
+        print(f"{row['outbox']}: waiting={row['waiting']} in_flight={row['in_flight']}{since} "
+              f"sent_today={row['sent_today']} failed_today={row['failed_today']}")
+        if row["paused"]:
+            print(f"  PAUSED: {row['paused']}")
+        if row["last_error"]:
+            print(f"  last error: {row['last_error']}")
+    return EXIT_OK
+
+
+def _outbox_status(
+    name: str, root: Path, ignore: tuple[str, ...], db: sqlite3.Connection | None, midnight: datetime, live: dict[str, Any]
+) -> dict[str, Any]:
+    try:
+        with os.scandir(root / "outbox") as entries:
+            waiting = sum(1 for entry in entries if not is_ignored(entry.name, ignore) and not entry.is_dir())
+    except OSError:
+        waiting = 0
+    in_flight = sent = failed = 0
+    since: str | None = None
+    if db is not None:
+        in_flight = db.execute(
+            "SELECT COUNT(*) FROM items WHERE outbox = ? AND state != 'finished' AND state != 'container'", (name,)
+        ).fetchone()[0]
+        oldest = db.execute(
+            "SELECT MIN(sent_at) FROM batches WHERE outbox = ? AND state != 'done'", (name,)
+        ).fetchone()[0]
+        since = None if oldest is None else datetime.fromtimestamp(oldest).astimezone().isoformat(timespec="seconds")
+        for outcome, count in db.execute(
+            "SELECT outcome, COUNT(*) FROM items WHERE outbox = ? AND state = 'finished' AND finished_at >= ?"
+            " AND NOT (ext = 'zip' AND origin_id IS NULL) GROUP BY outcome",
+            (name, midnight.astimezone().astimezone(tz=None).isoformat()),
+        ):
+            sent, failed = (count, failed) if outcome == "sent" else (sent, count)
+    info = live.get("outboxes", {}).get(name, {}) if isinstance(live, dict) else {}
+    return {
+        "outbox": name,
+        "waiting": waiting,
+        "in_flight": in_flight,
+        "in_flight_since": since,
+        "sent_today": sent,
+        "failed_today": failed,
+        "paused": info.get("paused"),
+        "last_error": info.get("last_error"),
+    }
+
+
+def validate(args: argparse.Namespace) -> int:
+    from invoicesync.cli import _compile
+    from invoicesync.config import load_config
+
+    pattern = DEFAULT_ORDER_PATTERN
+    rules = Rules()
+    if args.config is not None:
+        box = load_config(args.config).outboxes[0]
+        pattern = box.files.order_id
+        rules = Rules(max_bytes=box.files.max_bytes) if box.files.order_labels is None else Rules(
+            max_bytes=box.files.max_bytes, order_labels=box.files.order_labels
+        )
+    if args.order_id:
+        pattern = _compile(args.order_id)
+    failed = 0
+    for path in args.files:
+        verdict = _verdict(path, pattern, rules)
+        failed += verdict["verdict"] != "ok"
+        if args.json:
+            print(json.dumps(verdict, ensure_ascii=False))
+        elif verdict["verdict"] == "ok":
+            print(f"{path}: ok (order {verdict['order_id']})")
+        else:
+            print(f"{path}: {verdict['code']}: {verdict['message']}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _verdict(path: Path, pattern: Any, rules: Rules) -> dict[str, Any]:
+    from invoicesync import messages
+
+    order_id = order_id_of(path.name, pattern)
+    base: dict[str, Any] = {"file": str(path), "order_id": order_id}
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        error = messages.file_error("NotARegularFile")
+    elif not path.exists():
+        error = messages.file_error("Unreadable", reason=": it does not exist")
+    elif order_id is None and not path.name.lower().endswith(".zip"):
+        error = messages.file_error("InvalidFileName")
+    else:
+        try:
+            with open(path, "rb") as stream:
+                size = os.fstat(stream.fileno()).st_size
+                if size == 0:
+                    error = messages.file_error("EmptyFile")
+                else:
+                    base["sha256"] = hashlib.file_digest(stream, "sha256").hexdigest()
+                    stream.seek(0)
+                    error = judge(path.name, order_id, stream, size, rules).error
+        except OSError as exc:
+            error = messages.file_error("Unreadable", reason=f" ({exc.strerror})")
+    if error is None:
+        return {**base, "verdict": "ok"}
+    return {**base, "verdict": "failed", "code": error.code, "message": error.message, "hint": error.hint,
+            "detail": error.detail}
+
+
+def sandbox(args: argparse.Namespace, config: Config | None) -> int:
+    from dataclasses import replace
+
+    from invoicesync.sandbox import SandboxOptions
+
+    options = sandbox_options(config) if config is not None else SandboxOptions()
+    changes: dict[str, Any] = {}
+    if args.orders:
+        changes["orders"] = frozenset(order.strip() for order in args.orders.split(",") if order.strip())
+    for flag in ("processing_seconds", "error_rate", "rate_limit_rate", "slow_rate", "slow_seconds",
+                 "drop_after_accept_rate", "token_ttl_seconds"):
+        value = getattr(args, flag)
+        if value is not None:
+            changes[flag] = value
+    if args.refuse_tokens:
+        changes["refuse_tokens"] = True
+    options = replace(options, **changes)
+    try:
+        server = Sandbox.start(options, port=args.port)
+    except OSError as exc:
+        raise ServiceError(f"The sandbox cannot listen on 127.0.0.1:{args.port}: {exc.strerror}.") from None
+    print(f"sandbox listening: base_url={server.base_url} token_url={server.token_url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return EXIT_OK

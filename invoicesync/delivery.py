@@ -1,0 +1,298 @@
+"""delivery (shell): plan -> bundle -> upload -> look up lost answers -> poll -> record outcomes.
+
+The protocol of ARCHITECTURE.md, each step journaled before the next:
+
+1. a batch and its unique bundle name are journaled (`planned`) before a byte leaves;
+2. `uploading` (with the send time) is journaled before the request; the import ID is journaled
+   the moment it arrives (`submitted`);
+3. an upload whose answer was lost stays `uploading` and is looked up with `find_lost` before
+   anything is sent again; it is re-sent only when surely absent, after `LOST_GRACE_SECONDS`;
+4. polls follow the journaled `next_attempt_at`; a terminal answer records every item's outcome
+   in one transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from invoicesync import failures
+from invoicesync.bundle import build_bundle
+from invoicesync.errors import OutboxBlocked, RejectedError, TransientError, UnknownOutcome
+from invoicesync.journal import BatchRow, Journal
+from invoicesync.lifecycle import Finished, Flight, FlightItem, GiveUp, PollAgain, advance
+from invoicesync.marketplaces import Marketplace
+from invoicesync.model import Batch, BatchItem, Endpoint, FileResult, ImportSnapshot, ItemOutcome, Stage, Submission
+from invoicesync.naming import CONTENT_TYPES, upload_name
+from invoicesync.outbox import Folders
+from invoicesync.plan import PlanItem, plan_batches
+
+LOST_GRACE_SECONDS = 10.0  # an unanswered upload is re-sent only once it is this old and not listed
+RETRY_FIRST_SECONDS = 2.0
+RETRY_MAX_SECONDS = 300.0
+PAUSED_RETRY_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_files: int
+    max_bytes: int
+    max_wait_seconds: float
+    poll_first_seconds: float
+    poll_max_seconds: float
+    give_up_after_seconds: float
+
+
+@dataclass
+class Delivery:
+    outbox_name: str
+    folders: Folders
+    journal: Journal
+    marketplace: Marketplace
+    limits: Limits
+    bundle_dir: Path
+    wall: Callable[[], float]
+    log: structlog.typing.FilteringBoundLogger
+    paused_reason: str | None = None
+    paused_until: float = 0.0
+    last_error: str | None = None
+    next_deadline: float | None = None  # wall time a waiting bulk batch must leave
+
+    # -- plan --------------------------------------------------------------------------------
+
+    def plan(self, *, flush: bool) -> None:
+        ready = self.journal.items(self.outbox_name, "ready")
+        if not ready:
+            self.next_deadline = None
+            return
+        plan = plan_batches(
+            [PlanItem(r.item_id, r.order_id or "", r.ext, r.size or 0, r.ready_at or 0.0) for r in ready],
+            orders_in_flight=self.journal.orders_in_flight(self.outbox_name),
+            max_files=self.limits.max_files,
+            max_bytes=self.limits.max_bytes,
+            max_wait_seconds=self.limits.max_wait_seconds,
+            now=self.wall(),
+            flush=flush,
+        )
+        self.next_deadline = plan.next_deadline
+        for planned in plan.batches:
+            batch_id = uuid.uuid4().hex[:16]
+            self.journal.create_batch(
+                batch_id=batch_id,
+                outbox=self.outbox_name,
+                bundle_name=f"{self.outbox_name[:24]}-{batch_id}",
+                endpoint=planned.endpoint.value,
+                order_id=planned.order_id,
+                item_ids=[item.item_id for item in planned.items],
+                now=self.wall(),
+            )
+
+    # -- the open batches, each at its own time ----------------------------------------------
+
+    def advance_batches(self) -> float | None:
+        """Carry every due batch one step; return the earliest wall time a batch wants attention."""
+        earliest: float | None = None
+        for row in self.journal.open_batches(self.outbox_name):
+            now = self.wall()
+            if row.next_attempt_at <= now and not (row.state != "submitted" and self.is_paused(now)):
+                try:
+                    self._step(row)
+                except OutboxBlocked as exc:
+                    self._pause(str(exc))
+                except TransientError as exc:
+                    self._note_error(f"{exc}")
+                    attempt = row.poll_attempt + 1
+                    self.journal.batch_wait(
+                        row.batch_id, state=row.state, next_attempt_at=now + self._retry_delay(attempt, exc)
+                    )
+                row = self.journal.batch(row.batch_id) or row
+            if row.state != "done":
+                at = max(row.next_attempt_at, self.paused_until if row.state != "submitted" else 0.0)
+                earliest = at if earliest is None else min(earliest, at)
+        return earliest
+
+    def _step(self, row: BatchRow) -> None:
+        if row.state == "planned":
+            self._upload(row)
+        elif row.state == "uploading":
+            self._reconcile(row)
+        elif row.state == "submitted":
+            self._poll(row)
+
+    def _batch(self, row: BatchRow) -> Batch:
+        items = tuple(
+            BatchItem(
+                item_id=item.item_id,
+                order_id=item.order_id or "",
+                upload_name=upload_name(item.order_id or "", item.ext),
+                path=str(self.folders.processing / item.claim_name),
+                size=item.size or 0,
+                content_type=CONTENT_TYPES.get(item.ext, "application/octet-stream"),
+            )
+            for item in self.journal.batch_items(row.batch_id)
+            if item.state == "batched"
+        )
+        bundle_path = self.bundle_dir / f"{row.bundle_name}.zip" if row.endpoint == Endpoint.BULK_IMPORT else None
+        return Batch(
+            batch_id=row.batch_id,
+            bundle_name=row.bundle_name,
+            endpoint=Endpoint(row.endpoint),
+            items=items,
+            order_id=row.order_id,
+            bundle_path=None if bundle_path is None else str(bundle_path),
+        )
+
+    def _upload(self, row: BatchRow) -> None:
+        batch = self._batch(row)
+        if batch.bundle_path is not None and not Path(batch.bundle_path).exists():
+            build_bundle(batch.items, Path(batch.bundle_path))
+        self.journal.batch_uploading(row.batch_id, sent_at=self.wall())
+        size = sum(item.size for item in batch.items)
+        try:
+            submission = self.marketplace.submit(batch)
+        except UnknownOutcome as exc:
+            self._note_error(str(exc))
+            self.log.warning("upload_answer_lost", batch_id=row.batch_id, bundle=row.bundle_name)
+            self.journal.batch_wait(row.batch_id, state="uploading", next_attempt_at=self.wall() + 1.0)
+            return
+        except RejectedError as exc:
+            self.log.warning("upload_rejected", batch_id=row.batch_id, status=exc.status_code)
+            error = failures.rejected(exc.detail, exc.marketplace_code, exc.status_code)
+            self._record(row, [ItemOutcome(item.item_id, Stage.UPLOAD, error) for item in batch.items], None)
+            return
+        self._resume()
+        self.log.info(
+            "batch_uploaded",
+            batch_id=row.batch_id,
+            bundle=row.bundle_name,
+            import_id=submission.import_id,
+            files=len(batch.items),
+            bytes=size,
+        )
+        self._submitted(row, submission)
+
+    def _submitted(self, row: BatchRow, submission: Submission) -> None:
+        now = self.wall()
+        self.journal.batch_submitted(
+            row.batch_id, import_id=submission.import_id, raw=submission.snapshot.raw, submitted_at=now
+        )
+        fresh = self.journal.batch(row.batch_id)
+        if fresh is not None:
+            self._consider(fresh, submission.snapshot)
+
+    def _reconcile(self, row: BatchRow) -> None:
+        """An upload with no answer: adopt the import if the marketplace has it, re-send if surely not."""
+        sent_at = row.sent_at or row.created_at
+        found = self.marketplace.find_lost(self._batch(row), sent_after=datetime.fromtimestamp(sent_at).astimezone())
+        if found is not None:
+            self.log.info("lost_upload_found", batch_id=row.batch_id, import_id=found.import_id)
+            self._submitted(row, found)
+        elif self.wall() - sent_at >= LOST_GRACE_SECONDS:
+            self.log.info("lost_upload_absent", batch_id=row.batch_id)
+            self.journal.batch_wait(row.batch_id, state="planned", next_attempt_at=self.wall())
+        else:
+            self.journal.batch_wait(row.batch_id, state="uploading", next_attempt_at=sent_at + LOST_GRACE_SECONDS)
+
+    def _poll(self, row: BatchRow) -> None:
+        assert row.import_id is not None  # submitted batches always carry one
+        snapshot = self.marketplace.poll(row.import_id)
+        self._resume()
+        self._consider(row, snapshot)
+
+    def _consider(self, row: BatchRow, snapshot: ImportSnapshot) -> None:
+        items = self.journal.batch_items(row.batch_id)
+        flight = Flight(
+            batch_id=row.batch_id,
+            bundle_name=row.bundle_name,
+            import_id=row.import_id or snapshot.import_id,
+            items=tuple(FlightItem(i.item_id, upload_name(i.order_id or "", i.ext)) for i in items),
+            submitted_at=row.submitted_at or self.wall(),
+            poll_attempt=row.poll_attempt,
+        )
+        step = advance(
+            flight,
+            snapshot,
+            self.wall(),
+            first_seconds=self.limits.poll_first_seconds,
+            max_seconds=self.limits.poll_max_seconds,
+            give_up_after_seconds=self.limits.give_up_after_seconds,
+        )
+        match step:
+            case PollAgain(at=at, attempt=attempt):
+                self.journal.set_next_poll(row.batch_id, at=at, attempt=attempt, raw=snapshot.raw)
+            case Finished(outcomes=outcomes) | GiveUp(outcomes=outcomes):
+                results = _entries_by_item(flight, snapshot)
+                self._record(row, list(outcomes), snapshot, results)
+                self.log.info(
+                    "import_finished",
+                    batch_id=row.batch_id,
+                    import_id=flight.import_id,
+                    status=snapshot.status.value,
+                    delivered=sum(1 for o in outcomes if o.delivered),
+                    failed=sum(1 for o in outcomes if not o.delivered),
+                )
+
+    def _record(
+        self,
+        row: BatchRow,
+        outcomes: list[ItemOutcome],
+        snapshot: ImportSnapshot | None,
+        results: dict[str, dict[str, object]] | None = None,
+    ) -> None:
+        self.journal.record_outcomes(
+            row.batch_id, outcomes, results=results, raw=None if snapshot is None else snapshot.raw
+        )
+        with contextlib.suppress(FileNotFoundError):
+            (self.bundle_dir / f"{row.bundle_name}.zip").unlink()
+
+    # -- pausing -----------------------------------------------------------------------------
+
+    def is_paused(self, now: float) -> bool:
+        return self.paused_reason is not None and now < self.paused_until
+
+    def _pause(self, reason: str) -> None:
+        if self.paused_reason != reason:
+            self.log.error("outbox_paused", reason=reason)
+        self.paused_reason = reason
+        self.paused_until = self.wall() + PAUSED_RETRY_SECONDS
+        self.last_error = reason
+
+    def _resume(self) -> None:
+        if self.paused_reason is not None:
+            self.log.info("outbox_resumed")
+            self.paused_reason = None
+            self.paused_until = 0.0
+
+    def _note_error(self, message: str) -> None:
+        self.last_error = message
+
+    @staticmethod
+    def _retry_delay(attempt: int, exc: TransientError) -> float:
+        if exc.retry_after_seconds is not None:
+            return min(exc.retry_after_seconds, RETRY_MAX_SECONDS)
+        return float(min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** min(attempt, 20)))
+
+
+def _entries_by_item(flight: Flight, snapshot: ImportSnapshot) -> dict[str, dict[str, object]]:
+    """Each item's own raw entry of the final answer, for its report."""
+    raw_files = snapshot.raw.get("files") if isinstance(snapshot.raw, dict) else None
+    if not isinstance(raw_files, list):
+        return {}
+    results: dict[str, dict[str, object]] = {}
+    for item in flight.items:
+        for entry, parsed in zip(raw_files, snapshot.files, strict=False):
+            if _matches(parsed, item, flight.bundle_name) and isinstance(entry, dict):
+                results[item.item_id] = json.loads(json.dumps(entry))
+                break
+    return results
+
+
+def _matches(entry: FileResult, item: FlightItem, bundle_name: str) -> bool:
+    return entry.name in (None, bundle_name) and (entry.file_name or "").casefold() == item.upload_name.casefold()

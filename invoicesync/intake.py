@@ -1,0 +1,232 @@
+"""intake (shell): scan -> settle -> claim -> check content, for one outbox.
+
+Files enter the journal here. The claim is a rename into `.processing/<host>/` followed by a
+journal row; a crash between the two leaves a file the journal does not know, which `adopt`
+takes back at start-up (nothing was sent yet). A dropped ZIP is opened safely and each of its
+entries becomes an item of its own; the ZIP waits as a `container` until they are all finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat as stat_module
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from invoicesync import archive, failures
+from invoicesync.journal import ItemRow, Journal
+from invoicesync.model import FileError, Stage
+from invoicesync.naming import order_id_of, split_extension
+from invoicesync.outbox import CLAIM_SEPARATOR, Folders
+from invoicesync.settle import NOTHING_SEEN, Kind, Seen, settle
+from invoicesync.validate import Rules, judge, kind_of
+
+MAX_CLAIMS_PER_CYCLE = 500  # a start-up backlog is taken in slices so the loop keeps its heartbeat
+UNPACK_PREFIX = ".unpack-"
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass
+class Intake:
+    outbox_name: str
+    folders: Folders
+    journal: Journal
+    rules: Rules
+    order_pattern: object  # re.Pattern[str]
+    settle_seconds: float
+    empty_after_seconds: float
+    monotonic: Callable[[], float]
+    wall: Callable[[], float]
+    log: structlog.typing.FilteringBoundLogger
+    seen: dict[str, Seen] = field(default_factory=lambda: dict(NOTHING_SEEN))
+    next_check_at: float | None = None
+    waiting_empty: int = 0
+
+    # -- scan, settle, claim -----------------------------------------------------------------
+
+    def scan_and_claim(self) -> int:
+        """One look at outbox/: claim what is ready. Returns how many files were claimed."""
+        listing, subfolders = self.folders.scan()
+        for name in subfolders:
+            self.log.info("subfolder_ignored", folder=name)
+        now = self.monotonic()
+        settled = settle(
+            self.seen,
+            listing,
+            now=now,
+            settle_seconds=self.settle_seconds,
+            empty_after_seconds=self.empty_after_seconds,
+        )
+        self.seen = settled.seen
+        self.next_check_at = settled.next_check_at
+        self.waiting_empty = sum(
+            1 for name, seen in settled.seen.items()
+            if seen.stat.size == 0 and seen.stat.kind is Kind.FILE and name not in settled.empty_expired
+        )
+        claims = []
+        expired = set(settled.empty_expired)
+        for name in [*settled.empty_expired, *settled.ready][:MAX_CLAIMS_PER_CYCLE]:
+            item_id = new_id()
+            if self.folders.claim(name, item_id) is None:
+                continue
+            self.seen.pop(name, None)
+            _, ext = split_extension(name)
+            claims.append(
+                {
+                    "item_id": item_id,
+                    "outbox": self.outbox_name,
+                    "host": self.folders.host,
+                    "file_name": name,
+                    "claim_name": self.folders.claim_name(item_id, name),
+                    "ext": ext,
+                    "received_at": self._now_iso(),
+                }
+            )
+        if len(settled.ready) + len(expired) > MAX_CLAIMS_PER_CYCLE:
+            self.next_check_at = now  # more to take: come back at once
+        if claims:
+            self.journal.record_claims(claims)
+            for claim in claims:
+                self.log.info("file_claimed", item_id=claim["item_id"], file=claim["file_name"])
+        for claim in claims:
+            if claim["file_name"] in expired:
+                self.journal.decide(
+                    claim["item_id"], stage=Stage.VALIDATION, error=failures.empty_file(self.empty_after_seconds)
+                )
+        return len(claims)
+
+    def adopt(self) -> int:
+        """Files in .processing/<host>/ that the journal does not know: claimed, then a crash."""
+        claims = []
+        for claim_name in self.folders.claimed():
+            item_id, separator, name = claim_name.partition(CLAIM_SEPARATOR)
+            if not separator or self.journal.knows(item_id):
+                continue
+            _, ext = split_extension(name)
+            claims.append(
+                {
+                    "item_id": item_id,
+                    "outbox": self.outbox_name,
+                    "host": self.folders.host,
+                    "file_name": name,
+                    "claim_name": claim_name,
+                    "ext": ext,
+                    "received_at": self._now_iso(),
+                }
+            )
+        if claims:
+            self.journal.record_claims(claims)
+            self.log.info("files_adopted", files=len(claims))
+        return len(claims)
+
+    # -- content -----------------------------------------------------------------------------
+
+    def check_claimed(self) -> None:
+        for item in self.journal.items(self.outbox_name, "claimed"):
+            self._check(item)
+
+    def _check(self, item: ItemRow) -> None:
+        path = self.folders.processing / item.claim_name
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            self.log.error("claimed_file_missing", item_id=item.item_id, file=item.file_name)
+            self.journal.decide(item.item_id, stage=Stage.VALIDATION, error=failures.unreadable("file vanished"))
+            return
+        if not stat_module.S_ISREG(info.st_mode):
+            kind = "symbolic link" if stat_module.S_ISLNK(info.st_mode) else "special file (FIFO, socket or device)"
+            self._fail(item, failures.not_a_regular_file(kind))
+            return
+        order_id = order_id_of(item.file_name, self.order_pattern)  # type: ignore[arg-type]  # a compiled pattern
+        kind = kind_of(item.file_name)
+        if kind == "zip" and item.origin_id is None:
+            self._open_archive(item, path, info.st_size)
+            return
+        if order_id is None:
+            self._fail(item, failures.invalid_file_name(item.file_name), size=info.st_size)
+            return
+        if info.st_size > self.rules.max_bytes:
+            self._fail(item, failures.too_large(info.st_size, self.rules.max_bytes), order_id=order_id, size=info.st_size)
+            return
+        try:
+            with open(path, "rb") as stream:
+                sha256 = hashlib.file_digest(stream, "sha256").hexdigest()
+                stream.seek(0)
+                verdict = judge(item.file_name, order_id, stream, info.st_size, self.rules)
+        except OSError as exc:
+            self._fail(item, failures.unreadable(exc.strerror or str(exc)), order_id=order_id, size=info.st_size)
+            return
+        if verdict.error is not None:
+            self._fail(item, verdict.error, order_id=order_id, size=info.st_size, sha256=sha256)
+            return
+        earlier = self.journal.delivered_before(self.outbox_name, order_id, sha256)
+        if earlier is not None:
+            error = failures.duplicate(earlier.import_id, earlier.finished_at or earlier.received_at)
+            self._fail(item, error, order_id=order_id, size=info.st_size, sha256=sha256)
+            return
+        self.journal.mark_ready(item.item_id, order_id=order_id, size=info.st_size, sha256=sha256, ready_at=self.wall())
+        self.log.info("file_ready", item_id=item.item_id, file=item.file_name, order_id=order_id, sha256=sha256)
+
+    def _fail(
+        self,
+        item: ItemRow,
+        error: FileError,
+        *,
+        order_id: str | None = None,
+        size: int | None = None,
+        sha256: str | None = None,
+    ) -> None:
+        self.journal.decide(item.item_id, stage=Stage.VALIDATION, error=error, order_id=order_id, size=size, sha256=sha256)
+        self.log.info("file_refused", item_id=item.item_id, file=item.file_name, code=error.code)
+
+    def _open_archive(self, item: ItemRow, path: Path, size: int) -> None:
+        """A safe ZIP becomes one item per entry, in one transaction with the container's own state."""
+        with open(path, "rb") as stream:
+            sha256 = hashlib.file_digest(stream, "sha256").hexdigest()
+            stream.seek(0)
+            verdict = judge(item.file_name, None, stream, size, self.rules)
+        if verdict.error is not None:
+            self._fail(item, verdict.error, size=size, sha256=sha256)
+            return
+        unpack_dir = self.folders.processing / f"{UNPACK_PREFIX}{item.item_id}"
+        if unpack_dir.exists():
+            shutil.rmtree(unpack_dir)  # left by a crash before the entries were journaled
+        unpack_dir.mkdir()
+        unpacked = archive.unpack(path, unpack_dir, self.rules)
+        if isinstance(unpacked, FileError):
+            shutil.rmtree(unpack_dir, ignore_errors=True)
+            self._fail(item, unpacked, size=size, sha256=sha256)
+            return
+        claims = []
+        for entry in unpacked.entries:
+            entry_id = new_id()
+            entry_name = os.path.basename(entry.name.replace("\\", "/"))
+            _, ext = split_extension(entry_name)
+            claims.append(
+                {
+                    "item_id": entry_id,
+                    "outbox": self.outbox_name,
+                    "host": self.folders.host,
+                    "file_name": entry_name,
+                    "claim_name": f"{unpack_dir.name}/{entry.path.name}",
+                    "origin_id": item.item_id,
+                    "ext": ext,
+                    "received_at": item.received_at,
+                }
+            )
+        self.journal.record_claims(claims)
+        self.journal.mark_container(item.item_id, size=size, sha256=sha256)
+        self.log.info("archive_opened", item_id=item.item_id, file=item.file_name, entries=len(claims))
+
+    def _now_iso(self) -> str:
+        return datetime.fromtimestamp(self.wall()).astimezone().isoformat()

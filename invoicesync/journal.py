@@ -1,0 +1,408 @@
+"""journal (shell): the SQLite record of every file and batch, the truth for what was sent.
+
+Item states: `claimed -> ready -> batched -> decided -> finished` (a validation failure goes from
+`claimed` straight to `decided`; a dropped ZIP is a `container` until its entries are finished).
+Batch states: `planned -> uploading -> submitted -> done`. Every step is written before the next
+one starts, so each can be repeated after a crash.
+
+Durability. The database runs in WAL mode with `synchronous=FULL`: each COMMIT is fsynced to the
+WAL before it returns, so a power cut loses no committed step (NORMAL could lose the latest
+commits, and the latest commit may be "this bundle is uploading", the one that prevents sending it
+twice). Transactions are explicit (`isolation_level=None`, `BEGIN IMMEDIATE`) and never span a
+network call. Several items change in one transaction where they change together (a batch's
+creation, its outcomes), so the fsync cost is per batch, not per file.
+
+Recovery reads only open rows: a partial index on unfinished items keeps start-up independent of
+how many finished files the journal remembers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from invoicesync.model import FileError, ItemOutcome, Stage
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    item_id     TEXT PRIMARY KEY,
+    seq         INTEGER NOT NULL,
+    outbox      TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    file_name   TEXT NOT NULL,
+    claim_name  TEXT NOT NULL,
+    origin_id   TEXT,
+    order_id    TEXT,
+    ext         TEXT NOT NULL,
+    size        INTEGER,
+    sha256      TEXT,
+    ready_at    REAL,
+    state       TEXT NOT NULL,
+    batch_id    TEXT,
+    stage       TEXT,
+    error       TEXT,
+    result      TEXT,
+    import_id   TEXT,
+    outcome     TEXT,
+    dest_name   TEXT,
+    received_at TEXT NOT NULL,
+    finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS items_open ON items (outbox, state, seq) WHERE state != 'finished';
+CREATE INDEX IF NOT EXISTS items_delivered ON items (outbox, order_id, sha256) WHERE outcome = 'sent';
+CREATE INDEX IF NOT EXISTS items_batch ON items (batch_id);
+CREATE INDEX IF NOT EXISTS items_origin ON items (origin_id) WHERE origin_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS items_finished ON items (outbox, finished_at) WHERE state = 'finished';
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id        TEXT PRIMARY KEY,
+    outbox          TEXT NOT NULL,
+    bundle_name     TEXT NOT NULL UNIQUE,
+    endpoint        TEXT NOT NULL,
+    order_id        TEXT,
+    state           TEXT NOT NULL,
+    import_id       TEXT,
+    sent_at         REAL,
+    submitted_at    REAL,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    poll_attempt    INTEGER NOT NULL DEFAULT 0,
+    raw             TEXT,
+    created_at      REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batches_open ON batches (outbox, state) WHERE state != 'done';
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRow:
+    item_id: str
+    seq: int
+    outbox: str
+    host: str
+    file_name: str
+    claim_name: str
+    origin_id: str | None
+    order_id: str | None
+    ext: str
+    size: int | None
+    sha256: str | None
+    ready_at: float | None
+    state: str
+    batch_id: str | None
+    stage: str | None
+    error: str | None
+    result: str | None
+    import_id: str | None
+    outcome: str | None
+    dest_name: str | None
+    received_at: str
+    finished_at: str | None
+
+    @property
+    def file_error(self) -> FileError | None:
+        return None if self.error is None else FileError(**json.loads(self.error))
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    batch_id: str
+    outbox: str
+    bundle_name: str
+    endpoint: str
+    order_id: str | None
+    state: str
+    import_id: str | None
+    sent_at: float | None
+    submitted_at: float | None
+    next_attempt_at: float
+    poll_attempt: int
+    raw: str | None
+    created_at: float
+
+
+def _error_json(error: FileError | None) -> str | None:
+    if error is None:
+        return None
+    return json.dumps(
+        {
+            "code": error.code,
+            "message": error.message,
+            "hint": error.hint,
+            "detail": error.detail,
+            "marketplace_code": error.marketplace_code,
+        },
+        ensure_ascii=False,
+    )
+
+
+class Journal:
+    """One connection; use one Journal per thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # Built by the main thread, then used by one outbox thread at a time: never concurrently.
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(f"the journal {path} was written by a newer invoicesync (schema {version})")
+        self._db.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- items -------------------------------------------------------------------------------
+
+    def record_claims(self, claims: Iterable[dict[str, Any]]) -> None:
+        """Journal claimed files (already renamed into .processing/) in one transaction.
+        Each dict: item_id, outbox, host, file_name, claim_name, ext, received_at, origin_id?,
+        and optionally state (default 'claimed')."""
+        with self._write() as db:
+            seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]
+            for claim in claims:
+                seq += 1
+                db.execute(
+                    "INSERT OR IGNORE INTO items (item_id, seq, outbox, host, file_name, claim_name, origin_id,"
+                    " ext, state, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        claim["item_id"],
+                        seq,
+                        claim["outbox"],
+                        claim["host"],
+                        claim["file_name"],
+                        claim["claim_name"],
+                        claim.get("origin_id"),
+                        claim["ext"],
+                        claim.get("state", "claimed"),
+                        claim["received_at"],
+                    ),
+                )
+
+    def knows(self, item_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM items WHERE item_id = ?", (item_id,)).fetchone() is not None
+
+    def item(self, item_id: str) -> ItemRow | None:
+        row = self._db.execute("SELECT * FROM items WHERE item_id = ?", (item_id,)).fetchone()
+        return None if row is None else ItemRow(**dict(row))
+
+    def items(self, outbox: str, state: str) -> list[ItemRow]:
+        rows = self._db.execute(
+            "SELECT * FROM items WHERE outbox = ? AND state = ? AND state != 'finished' ORDER BY seq",
+            (outbox, state),
+        )
+        return [ItemRow(**dict(row)) for row in rows]
+
+    def open_items(self, outbox: str) -> list[ItemRow]:
+        rows = self._db.execute(
+            "SELECT * FROM items WHERE outbox = ? AND state != 'finished' ORDER BY seq", (outbox,)
+        )
+        return [ItemRow(**dict(row)) for row in rows]
+
+    def entries_of(self, origin_id: str) -> list[ItemRow]:
+        rows = self._db.execute("SELECT * FROM items WHERE origin_id = ? ORDER BY seq", (origin_id,))
+        return [ItemRow(**dict(row)) for row in rows]
+
+    def mark_ready(self, item_id: str, *, order_id: str, size: int, sha256: str, ready_at: float) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE items SET state = 'ready', order_id = ?, size = ?, sha256 = ?, ready_at = ?"
+                " WHERE item_id = ? AND state = 'claimed'",
+                (order_id, size, sha256, ready_at, item_id),
+            )
+
+    def mark_container(self, item_id: str, *, size: int, sha256: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE items SET state = 'container', size = ?, sha256 = ? WHERE item_id = ?",
+                (size, sha256, item_id),
+            )
+
+    def decide(
+        self,
+        item_id: str,
+        *,
+        stage: Stage,
+        error: FileError | None,
+        order_id: str | None = None,
+        size: int | None = None,
+        sha256: str | None = None,
+    ) -> None:
+        """A fate decided without the marketplace (validation) or for a container."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE items SET state = 'decided', stage = ?, error = ?, outcome = ?,"
+                " order_id = COALESCE(?, order_id), size = COALESCE(?, size), sha256 = COALESCE(?, sha256)"
+                " WHERE item_id = ? AND state IN ('claimed', 'ready', 'container')",
+                (stage.value, _error_json(error), "sent" if error is None else "failed",
+                 order_id, size, sha256, item_id),
+            )
+
+    def set_dest(self, item_id: str, dest_name: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE items SET dest_name = ? WHERE item_id = ?", (dest_name, item_id))
+
+    def mark_finished(self, item_id: str, *, finished_at: datetime) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE items SET state = 'finished', finished_at = ? WHERE item_id = ?",
+                (finished_at.astimezone(UTC).isoformat(), item_id),
+            )
+
+    def delivered_before(self, outbox: str, order_id: str, sha256: str) -> ItemRow | None:
+        """The earlier delivery of the same bytes to the same order, if any."""
+        row = self._db.execute(
+            "SELECT * FROM items WHERE outbox = ? AND order_id = ? AND sha256 = ? AND outcome = 'sent'"
+            " AND ext != 'zip' ORDER BY seq LIMIT 1",
+            (outbox, order_id, sha256),
+        ).fetchone()
+        return None if row is None else ItemRow(**dict(row))
+
+    def orders_in_flight(self, outbox: str) -> set[str]:
+        rows = self._db.execute(
+            "SELECT DISTINCT order_id FROM items WHERE outbox = ? AND state = 'batched'", (outbox,)
+        )
+        return {row[0] for row in rows}
+
+    # -- batches -----------------------------------------------------------------------------
+
+    def create_batch(
+        self,
+        *,
+        batch_id: str,
+        outbox: str,
+        bundle_name: str,
+        endpoint: str,
+        order_id: str | None,
+        item_ids: Iterable[str],
+        now: float,
+    ) -> None:
+        """The batch and its items, in one transaction: the bundle name is durable before upload."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO batches (batch_id, outbox, bundle_name, endpoint, order_id, state, created_at)"
+                " VALUES (?, ?, ?, ?, ?, 'planned', ?)",
+                (batch_id, outbox, bundle_name, endpoint, order_id, now),
+            )
+            db.executemany(
+                "UPDATE items SET state = 'batched', batch_id = ? WHERE item_id = ? AND state = 'ready'",
+                [(batch_id, item_id) for item_id in item_ids],
+            )
+
+    def batch(self, batch_id: str) -> BatchRow | None:
+        row = self._db.execute("SELECT * FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+        return None if row is None else BatchRow(**dict(row))
+
+    def open_batches(self, outbox: str) -> list[BatchRow]:
+        rows = self._db.execute(
+            "SELECT * FROM batches WHERE outbox = ? AND state != 'done' ORDER BY created_at", (outbox,)
+        )
+        return [BatchRow(**dict(row)) for row in rows]
+
+    def batch_items(self, batch_id: str) -> list[ItemRow]:
+        rows = self._db.execute("SELECT * FROM items WHERE batch_id = ? ORDER BY seq", (batch_id,))
+        return [ItemRow(**dict(row)) for row in rows]
+
+    def batch_uploading(self, batch_id: str, *, sent_at: float) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE batches SET state = 'uploading', sent_at = COALESCE(sent_at, ?) WHERE batch_id = ?",
+                (sent_at, batch_id),
+            )
+
+    def batch_submitted(self, batch_id: str, *, import_id: str, raw: dict[str, Any], submitted_at: float) -> None:
+        """The import ID, journaled the moment it arrives."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE batches SET state = 'submitted', import_id = ?, raw = ?, submitted_at = ?,"
+                " next_attempt_at = ?, poll_attempt = 0 WHERE batch_id = ?",
+                (import_id, json.dumps(raw, ensure_ascii=False), submitted_at, submitted_at, batch_id),
+            )
+            db.execute("UPDATE items SET import_id = ? WHERE batch_id = ?", (import_id, batch_id))
+
+    def batch_wait(self, batch_id: str, *, state: str, next_attempt_at: float) -> None:
+        """Back to `planned` (try again) or stay `uploading` (look the upload up) at a later time."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE batches SET state = ?, next_attempt_at = ?, poll_attempt = poll_attempt + 1 WHERE batch_id = ?",
+                (state, next_attempt_at, batch_id),
+            )
+
+    def set_next_poll(self, batch_id: str, *, at: float, attempt: int, raw: dict[str, Any]) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE batches SET next_attempt_at = ?, poll_attempt = ?, raw = ? WHERE batch_id = ?",
+                (at, attempt, json.dumps(raw, ensure_ascii=False), batch_id),
+            )
+
+    def record_outcomes(
+        self,
+        batch_id: str,
+        outcomes: Iterable[ItemOutcome],
+        *,
+        results: dict[str, dict[str, Any]] | None = None,
+        raw: dict[str, Any] | None = None,
+    ) -> None:
+        """Every item's outcome and the batch's end, in one transaction."""
+        results = results or {}
+        with self._write() as db:
+            for outcome in outcomes:
+                result = results.get(outcome.item_id)
+                db.execute(
+                    "UPDATE items SET state = 'decided', stage = ?, error = ?, outcome = ?, result = ?"
+                    " WHERE item_id = ? AND state = 'batched'",
+                    (
+                        outcome.stage.value,
+                        _error_json(outcome.error),
+                        "sent" if outcome.delivered else "failed",
+                        None if result is None else json.dumps(result, ensure_ascii=False),
+                        outcome.item_id,
+                    ),
+                )
+            db.execute(
+                "UPDATE batches SET state = 'done', raw = COALESCE(?, raw) WHERE batch_id = ?",
+                (None if raw is None else json.dumps(raw, ensure_ascii=False), batch_id),
+            )
+
+    # -- status ------------------------------------------------------------------------------
+
+    def counts(self, outbox: str, *, since: datetime) -> dict[str, Any]:
+        """Figures for `invoicesync status`, from open rows and today's finished ones only."""
+        states = dict(
+            self._db.execute(
+                "SELECT state, COUNT(*) FROM items WHERE outbox = ? AND state != 'finished' GROUP BY state",
+                (outbox,),
+            ).fetchall()
+        )
+        finished = dict(
+            self._db.execute(
+                "SELECT outcome, COUNT(*) FROM items WHERE outbox = ? AND state = 'finished'"
+                " AND finished_at >= ? AND ext != 'zip' GROUP BY outcome",
+                (outbox, since.astimezone(UTC).isoformat()),
+            ).fetchall()
+        )
+        oldest = self._db.execute(
+            "SELECT MIN(sent_at) FROM batches WHERE outbox = ? AND state != 'done'", (outbox,)
+        ).fetchone()[0]
+        return {"states": states, "finished": finished, "oldest_in_flight": oldest}

@@ -1,0 +1,77 @@
+"""naming (core): file name -> order ID and the name the marketplace sees; names never touched.
+
+A name already taken in `sent/` or `failed/` gets a numbered suffix before the extension
+(`A1B2C3 (2).pdf`). The suffix contains a space and parentheses, which no sane order pattern
+accepts, and `order_id_of` strips exactly that suffix, so a file moved back from `failed/` still
+names its order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
+
+DEFAULT_ORDER_PATTERN = re.compile(r"^(?P<order>[A-Za-z0-9][A-Za-z0-9_-]{3,63})$")
+
+# Temporary and system names, from real reports (watch-folders.md §3); matched case-insensitively.
+DEFAULT_IGNORE = (
+    ".*",
+    "~$*",
+    "*.tmp",
+    "*.part",
+    "*.partial",
+    "*.filepart",
+    "*.crdownload",
+    "*.writing",
+    "thumbs.db",
+    "desktop.ini",
+    "@eadir",
+)
+
+_COPY_SUFFIX = re.compile(r" \((?P<n>[0-9]{1,6})\)$")
+
+CONTENT_TYPES = {"pdf": "application/pdf", "xml": "application/xml", "zip": "application/zip"}
+
+
+def is_ignored(name: str, extra_patterns: Iterable[str] = ()) -> bool:
+    """True for names the daemon never touches: the defaults plus the user's own patterns."""
+    folded = name.casefold()
+    return any(fnmatchcase(folded, pattern.casefold()) for pattern in (*DEFAULT_IGNORE, *extra_patterns))
+
+
+def split_extension(name: str) -> tuple[str, str]:
+    """`"A1 (2).PDF"` -> `("A1 (2)", "pdf")`; no extension gives `""`."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        return name, ""
+    return stem, ext.lower()
+
+
+def strip_copy_suffix(stem: str) -> str:
+    return _COPY_SUFFIX.sub("", stem)
+
+
+def order_id_of(name: str, pattern: re.Pattern[str] = DEFAULT_ORDER_PATTERN) -> str | None:
+    """The order a file name names, or None when the pattern does not match."""
+    stem, _ = split_extension(name)
+    match = pattern.search(strip_copy_suffix(stem))
+    if match is None:
+        return None
+    order = match.groupdict().get("order")
+    return order or None
+
+
+def upload_name(order_id: str, ext: str) -> str:
+    """The name the marketplace sees: always `<order>.<ext>`."""
+    return f"{order_id}.{ext.lower()}"
+
+
+def numbered(name: str, number: int) -> str:
+    """`numbered("A1.pdf", 2)` -> `"A1 (2).pdf"`; number 1 is the name itself."""
+    if number <= 1:
+        return name
+    stem, ext = split_extension(name)
+    base = strip_copy_suffix(stem)
+    original_ext = name[len(stem) + 1 :] if ext else ""
+    return f"{base} ({number}).{original_ext}" if ext else f"{base} ({number})"

@@ -1,0 +1,156 @@
+"""outbox (shell): the four folders of one root: scan, claim by rename, atomic sidecars, unique moves.
+
+```
+<root>/outbox/               people and the ERP drop files here
+<root>/.processing/<host>/   claimed files, named <item-id>__<original name>; the journal owns them
+<root>/sent/, <root>/failed/ finished files, each beside its sidecar
+```
+
+Every rename here is `os.rename` within one filesystem (checked at start-up): atomic, never a
+copy fallback. Nothing is deleted or overwritten: a taken name gets a numbered suffix.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat as stat_module
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from invoicesync.errors import ServiceError
+from invoicesync.naming import is_ignored, numbered
+from invoicesync.settle import Kind, Stat
+
+CLAIM_SEPARATOR = "__"
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable; on shares this may be refused, which is harmless."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
+    """Hidden temp file in the same folder, fsync, rename over `path`, fsync the folder."""
+    temp = path.with_name(f".{path.name}.tmp")
+    data = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, path)
+    fsync_dir(path.parent)
+
+
+@dataclass
+class Folders:
+    root: Path
+    host: str
+    ignore: tuple[str, ...] = ()
+    _subfolders_logged: set[str] = field(default_factory=set)
+
+    @property
+    def outbox(self) -> Path:
+        return self.root / "outbox"
+
+    @property
+    def sent(self) -> Path:
+        return self.root / "sent"
+
+    @property
+    def failed(self) -> Path:
+        return self.root / "failed"
+
+    @property
+    def processing(self) -> Path:
+        return self.root / ".processing" / self.host
+
+    def prepare(self) -> None:
+        """Create the missing folders and check they share one filesystem (renames must be atomic)."""
+        if not self.root.is_dir():
+            raise ServiceError(
+                f"The outbox root {self.root} does not exist or is not a folder; create it or fix `root`."
+            )
+        for folder in (self.outbox, self.sent, self.failed, self.processing):
+            folder.mkdir(parents=True, exist_ok=True)
+        devices = {folder: folder.stat().st_dev for folder in (self.outbox, self.sent, self.failed, self.processing)}
+        if len(set(devices.values())) != 1:
+            listed = ", ".join(str(folder) for folder in devices)
+            raise ServiceError(f"{listed} must all be on one filesystem so files can be moved atomically.")
+
+    def scan(self) -> tuple[dict[str, Stat], list[str]]:
+        """Names in outbox/ worth watching with their lstat, and sub-folders not seen before."""
+        listing: dict[str, Stat] = {}
+        new_subfolders: list[str] = []
+        with os.scandir(self.outbox) as entries:
+            for entry in entries:
+                if is_ignored(entry.name, self.ignore):
+                    continue
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                mode = info.st_mode
+                if stat_module.S_ISDIR(mode):
+                    if entry.name not in self._subfolders_logged:
+                        self._subfolders_logged.add(entry.name)
+                        new_subfolders.append(entry.name)
+                    continue
+                kind = Kind.FILE if stat_module.S_ISREG(mode) else Kind.SYMLINK if stat_module.S_ISLNK(mode) else Kind.OTHER
+                listing[entry.name] = Stat(info.st_size, info.st_mtime_ns, info.st_ino, kind)
+        return listing, new_subfolders
+
+    def claim_name(self, item_id: str, name: str) -> str:
+        return f"{item_id}{CLAIM_SEPARATOR}{name}"
+
+    def claim(self, name: str, item_id: str) -> Path | None:
+        """Rename outbox/<name> into .processing/<host>/; None when it vanished or is in use."""
+        target = self.processing / self.claim_name(item_id, name)
+        try:
+            os.rename(self.outbox / name, target)
+        except FileNotFoundError:
+            return target if target.exists() else None
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EBUSY, errno.ETXTBSY, errno.EPERM):
+                return None  # a program still holds it (SMB): try again next cycle
+            raise
+        return target
+
+    def claimed(self) -> list[str]:
+        """Names in .processing/<host>/ (for adoption of files the journal does not know)."""
+        with os.scandir(self.processing) as entries:
+            return sorted(entry.name for entry in entries if not entry.name.startswith("."))
+
+    def finish(self, claim_path: Path, dest_dir: Path, dest_name: str, sidecar: str, report: dict[str, Any]) -> None:
+        """Sidecar first (atomic), then the move; repeating after a crash at any point is safe."""
+        write_json_atomic(dest_dir / sidecar, report)
+        target = dest_dir / dest_name
+        if claim_path.exists() or claim_path.is_symlink():
+            if target.exists() or target.is_symlink():
+                raise ServiceError(f"{target} appeared while finishing; refusing to overwrite it.")
+            os.rename(claim_path, target)
+            fsync_dir(dest_dir)
+            fsync_dir(claim_path.parent)
+
+    def free_name(self, dest_dir: Path, name: str, sidecar_suffix: str) -> str:
+        """The first of `name`, `name (2)`, … whose file and sidecar are both free."""
+        number = 1
+        while True:
+            candidate = numbered(name, number)
+            if not (dest_dir / candidate).exists() and not (dest_dir / f"{candidate}{sidecar_suffix}").exists():
+                if not (dest_dir / candidate).is_symlink():
+                    return candidate
+            number += 1

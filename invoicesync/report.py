@@ -1,0 +1,82 @@
+"""report (core): an item's outcome -> the sidecar's dict and its name (PRODUCT §3).
+
+The shell writes what this returns (temp, fsync, rename); nothing here touches the disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from invoicesync.model import FileError, Stage
+
+SCHEMA = "invoicesync.report/1"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFacts:
+    """What the journal knows of one file when it is finished."""
+
+    file: str
+    order_id: str | None
+    sha256: str | None
+    size: int | None
+    origin: str | None
+    stage: Stage
+    error: FileError | None
+    marketplace: str
+    outbox: str
+    import_id: str | None
+    received_at: datetime
+    marketplace_result: dict[str, Any] | None = None  # this file's raw entry in the import answer
+
+
+def outcome_of(error: FileError | None) -> str:
+    return "sent" if error is None else "failed"
+
+
+def sidecar_name(dest_name: str, error: FileError | None) -> str:
+    return f"{dest_name}.receipt.json" if error is None else f"{dest_name}.error.json"
+
+
+def build_report(facts: ReportFacts, *, finished_at: datetime, entries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The sidecar for one file; `entries` lists a dropped ZIP's files and their outcomes."""
+    error = facts.error
+    report: dict[str, Any] = {
+        "schema": SCHEMA,
+        "outcome": outcome_of(error),
+        "file": facts.file,
+        "order_id": facts.order_id,
+        "sha256": facts.sha256,
+        "size": facts.size,
+        "origin": facts.origin,
+        "stage": facts.stage.value,
+        "error": None
+        if error is None
+        else {
+            "code": error.code,
+            "message": error.message,
+            "detail": error.detail,
+            "marketplace_code": error.marketplace_code,
+        },
+        "hint": _hint(error, entries),
+        "marketplace": facts.marketplace,
+        "outbox": facts.outbox,
+        "import_id": facts.import_id,
+        "received_at": facts.received_at.isoformat(),
+        "finished_at": finished_at.isoformat(),
+    }
+    if facts.marketplace_result is not None:
+        report["marketplace_result"] = facts.marketplace_result
+    if entries is not None:
+        report["entries"] = entries
+    return report
+
+
+def _hint(error: FileError | None, entries: list[dict[str, Any]] | None) -> str:
+    if error is not None:
+        return error.hint
+    if entries is not None and any(entry["outcome"] == "failed" for entry in entries):
+        return "Some invoices of this archive failed: see their reports in failed/."
+    return "Nothing to do: the invoice is attached to its order."

@@ -1,0 +1,326 @@
+"""service (shell): the daemon: one loop per outbox, signals, systemd, the single-instance lock.
+
+`Service(config, once=...)` locks `state_dir`, starts the built-in sandbox when an outbox uses it,
+builds one `Worker` per outbox (each with its own journal connection and marketplace client) and
+runs each in its own thread, woken by its timers and by watchdog events. The main thread handles
+SIGTERM (stop at a safe point, exit 0), SIGHUP (reload the configuration) and sd_notify.
+`once` runs the same loops with `flush` set until every outbox is idle.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import structlog
+
+from invoicesync.config import SANDBOX, Config, OutboxSettings
+from invoicesync.delivery import Delivery, Limits
+from invoicesync.errors import ServiceError
+from invoicesync.intake import Intake
+from invoicesync.journal import Journal
+from invoicesync.marketplaces import Marketplace
+from invoicesync.marketplaces.octopia import OctopiaMarketplace
+from invoicesync.outbox import Folders, write_json_atomic
+from invoicesync.sandbox import Sandbox, SandboxOptions
+from invoicesync.systemd import Notifier
+from invoicesync.validate import Rules
+from invoicesync.watching import Watcher
+from invoicesync.worker import Worker
+
+JOURNAL_NAME = "journal.sqlite3"
+LOCK_NAME = "invoicesync.lock"
+STATUS_NAME = "status.json"
+LOOP_ERROR_BACKOFF_SECONDS = 5.0
+MAX_WAIT_SECONDS = 1.0  # loops wake at least this often: heartbeat, stop flag
+
+
+def acquire_lock(state_dir: Path) -> IO[str]:
+    """One daemon per state directory: an exclusive, non-blocking flock held for the process's life."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(state_dir / LOCK_NAME, "a+")  # noqa: SIM115  # held open until exit on purpose
+    except OSError as exc:
+        raise ServiceError(f"The state directory {state_dir} cannot be used: {exc.strerror}.") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ServiceError(
+            f"Another invoicesync is already running on {state_dir}; stop it first (only one may use a state directory)."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def sandbox_options(config: Config) -> SandboxOptions:
+    box = config.sandbox
+    faults = box.faults
+    return SandboxOptions(
+        orders=box.orders,
+        processing_seconds=box.processing_seconds,
+        client_id=box.client_id,
+        client_secret=box.client_secret,
+        seller_id=box.seller_id,
+        token_ttl_seconds=faults.token_ttl_seconds,
+        error_rate=faults.error_rate,
+        rate_limit_rate=faults.rate_limit_rate,
+        retry_after_seconds=faults.retry_after_seconds,
+        slow_rate=faults.slow_rate,
+        slow_seconds=faults.slow_seconds,
+        drop_after_accept_rate=faults.drop_after_accept_rate,
+        refuse_tokens=faults.refuse_tokens,
+    )
+
+
+def make_marketplace(box: OutboxSettings, sandbox: Sandbox | None) -> Marketplace:
+    settings = box.octopia
+    if settings.base_url == SANDBOX:
+        if sandbox is None:
+            raise ServiceError(f"Outbox {box.name!r} uses the sandbox, but it is not running.")
+        base_url, token_url = sandbox.base_url, sandbox.token_url
+    else:
+        base_url, token_url = settings.base_url, settings.token_url or ""
+    return OctopiaMarketplace(
+        base_url=base_url,
+        token_url=token_url,
+        seller_id=settings.seller_id,
+        client_id=settings.client_id,
+        read_secret=settings.read_secret,
+    )
+
+
+@dataclass
+class Loop:
+    worker: Worker
+    marketplace: Marketplace
+    journal: Journal
+    watcher: Watcher
+    wake: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+    heartbeat: float = field(default_factory=time.monotonic)
+    thread: threading.Thread | None = None
+    done: bool = False
+
+
+class Service:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        once: bool = False,
+        notifier: Notifier | None = None,
+        on_progress: Callable[[str, Any], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.once = once
+        self.notifier = notifier or Notifier()
+        self.on_progress = on_progress
+        self.log = structlog.get_logger("invoicesync")
+        self.host = socket.gethostname() or "localhost"
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._loops: list[Loop] = []
+        self._sandbox: Sandbox | None = None
+        self._status_written: dict[str, Any] = {}
+        self._final_tally = {"sent": 0, "failed": 0, "waiting": 0}
+
+    # -- control from signal handlers --------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        for loop in self._loops:
+            loop.wake.set()
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self, reload_config: Callable[[], Config] | None = None) -> dict[str, int]:
+        """Run until stopped (or, with `once`, until idle). Returns the tally of finished files."""
+        lock = acquire_lock(self.config.state_dir)
+        try:
+            self._start()
+            self.notifier.ready()
+            self.log.info("service_ready", outboxes=len(self._loops), once=self.once)
+            self._supervise(reload_config)
+        finally:
+            self.notifier.stopping()
+            self._shutdown()
+            lock.close()
+        return self._final_tally
+
+    def tally(self) -> dict[str, int]:
+        sent = sum(loop.worker.tally.sent for loop in self._loops)
+        failed = sum(loop.worker.tally.failed for loop in self._loops)
+        waiting = sum(len(loop.journal.open_items(loop.worker.name)) + loop.worker.intake.waiting_empty
+                      for loop in self._loops)
+        return {"sent": sent, "failed": failed, "waiting": waiting}
+
+    def blocked_outboxes(self) -> list[str]:
+        """Outboxes whose uploads stopped for a reason a person must fix (credentials, seller)."""
+        return [loop.worker.name for loop in self._loops if loop.worker.delivery.paused_reason is not None]
+
+    def _start(self) -> None:
+        if self.config.uses_sandbox and self._sandbox is None:
+            self._sandbox = Sandbox.start(sandbox_options(self.config))
+            self.log.info("sandbox_started", base_url=self._sandbox.base_url)
+        for box in self.config.outboxes:
+            self._loops.append(self._build(box))
+        for loop in self._loops:
+            loop.thread = threading.Thread(target=self._run_loop, args=(loop,), name=f"outbox-{loop.worker.name}", daemon=True)
+            loop.thread.start()
+
+    def _build(self, box: OutboxSettings) -> Loop:
+        folders = Folders(box.root, self.host, ignore=box.files.ignore)
+        folders.prepare()
+        journal = Journal(self.config.state_dir / JOURNAL_NAME)
+        bundle_dir = self.config.state_dir / "bundles"
+        bundle_dir.mkdir(parents=True, exist_ok=True)
+        marketplace = make_marketplace(box, self._sandbox)
+        log = self.log.bind(outbox=box.name)
+        rules = Rules(max_bytes=box.files.max_bytes) if box.files.order_labels is None else Rules(
+            max_bytes=box.files.max_bytes, order_labels=box.files.order_labels
+        )
+        intake = Intake(
+            outbox_name=box.name,
+            folders=folders,
+            journal=journal,
+            rules=rules,
+            order_pattern=box.files.order_id,
+            settle_seconds=box.watch.settle_seconds,
+            empty_after_seconds=box.files.empty_after_seconds,
+            monotonic=time.monotonic,
+            wall=time.time,
+            log=log,
+        )
+        delivery = Delivery(
+            outbox_name=box.name,
+            folders=folders,
+            journal=journal,
+            marketplace=marketplace,
+            limits=Limits(
+                max_files=box.batch.max_files,
+                max_bytes=box.batch.max_bytes,
+                max_wait_seconds=box.batch.max_wait_seconds,
+                poll_first_seconds=box.poll.first_seconds,
+                poll_max_seconds=box.poll.max_seconds,
+                give_up_after_seconds=box.poll.give_up_after_seconds,
+            ),
+            bundle_dir=bundle_dir,
+            wall=time.time,
+            log=log,
+        )
+        watcher = Watcher(folders.outbox, mode=box.watch.mode, log=log)
+        events = watcher.start()
+        worker = Worker(
+            name=box.name,
+            folders=folders,
+            journal=journal,
+            intake=intake,
+            delivery=delivery,
+            marketplace_name=box.marketplace,
+            monotonic=time.monotonic,
+            wall=time.time,
+            scan_interval_seconds=box.watch.rescan_seconds if events else box.watch.poll_seconds,
+            settling_interval_seconds=box.watch.poll_seconds,
+        )
+        loop = Loop(worker=worker, marketplace=marketplace, journal=journal, watcher=watcher)
+        watcher.on_event = loop.wake.set
+        worker.recover()
+        return loop
+
+    def _run_loop(self, loop: Loop) -> None:
+        woken = False
+        while not (self._stop.is_set() or loop.stop.is_set()):
+            try:
+                delay = loop.worker.tick(flush=self.once, woken=woken)
+            except Exception:
+                self.log.exception("outbox_loop_failed", outbox=loop.worker.name)
+                delay = LOOP_ERROR_BACKOFF_SECONDS
+            loop.heartbeat = time.monotonic()
+            if self.once and (loop.worker.idle() or loop.worker.delivery.paused_reason is not None):
+                loop.done = True
+                return
+            woken = loop.wake.wait(timeout=min(delay, MAX_WAIT_SECONDS))
+            loop.wake.clear()
+
+    def _supervise(self, reload_config: Callable[[], Config] | None) -> None:
+        interval = self.notifier.watchdog_interval_seconds()
+        while not self._stop.is_set():
+            if self.once and all(loop.done for loop in self._loops):
+                return
+            if self._reload.is_set() and reload_config is not None:
+                self._reload.clear()
+                self._do_reload(reload_config)
+            if interval is not None and self._healthy():
+                self.notifier.watchdog()
+            self._write_status()
+            if self.on_progress is not None:
+                self.on_progress(self.tally())
+            self._stop.wait(timeout=0.2 if interval is None else min(0.2, interval))
+
+    def _healthy(self) -> bool:
+        limit = time.monotonic() - 60.0
+        return all(loop.heartbeat > limit for loop in self._loops)
+
+    def _do_reload(self, reload_config: Callable[[], Config]) -> None:
+        try:
+            config = reload_config()
+        except Exception as exc:
+            self.log.error("reload_failed", reason=str(exc))
+            return
+        if config.state_dir != self.config.state_dir:
+            self.log.error("reload_failed", reason="state_dir cannot change on reload; restart the service")
+            return
+        self.notifier.reloading()
+        self._stop_loops()
+        self.config = config
+        self._loops = []
+        self._start()
+        self.notifier.ready()
+        self.log.info("service_reloaded", outboxes=len(self._loops))
+
+    def _write_status(self) -> None:
+        status = {
+            loop.worker.name: {
+                "paused": loop.worker.delivery.paused_reason,
+                "last_error": loop.worker.delivery.last_error,
+            }
+            for loop in self._loops
+        }
+        if status != self._status_written:
+            write_json_atomic(self.config.state_dir / STATUS_NAME, {"pid": os.getpid(), "outboxes": status})
+            self._status_written = status
+            paused = [f"{name}: {info['paused']}" for name, info in status.items() if info["paused"]]
+            self.notifier.status("paused " + "; ".join(paused) if paused else "delivering")
+
+    def _stop_loops(self) -> None:
+        self._final_tally = self.tally()
+        for loop in self._loops:
+            loop.stop.set()
+            loop.wake.set()
+        for loop in self._loops:
+            if loop.thread is not None:
+                loop.thread.join(timeout=60)
+            loop.watcher.stop()
+            loop.marketplace.close()
+            loop.journal.close()
+
+    def _shutdown(self) -> None:
+        self._stop_loops()
+        if self._sandbox is not None:
+            self._sandbox.stop()
+            self._sandbox = None
+        self.log.info("service_stopped")

@@ -1,0 +1,92 @@
+"""watching (shell): watchdog events as wake-ups for one outbox, never as the queue.
+
+`auto` picks events on local filesystems and plain polling on network shares (cifs, smb3, nfs,
+fuse), where inotify sees no remote writes. When the observer cannot start (inotify limits) the
+outbox falls back to polling. The handler only calls `on_event` and never raises: an exception
+would kill watchdog's dispatcher thread for good.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+
+NETWORK_FILESYSTEMS = ("cifs", "smb3", "smbfs", "nfs", "nfs4", "9p", "afs", "ceph", "glusterfs", "sshfs")
+
+
+def filesystem_type(path: Path, mountinfo: str | None = None) -> str | None:
+    """The type of the filesystem holding `path`, from /proc/self/mountinfo (longest mount point)."""
+    if mountinfo is None:
+        try:
+            mountinfo = Path("/proc/self/mountinfo").read_text()
+        except OSError:
+            return None
+    target = str(path.resolve())
+    best, best_type = "", None
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) < 5 or not right:
+            continue
+        mount_point = fields[4].replace("\\040", " ")
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, best_type = mount_point, right.split()[0]
+    return best_type
+
+
+def is_network(fs_type: str | None) -> bool:
+    return fs_type is not None and (fs_type in NETWORK_FILESYSTEMS or fs_type.startswith(("fuse.", "nfs")))
+
+
+class _Wake(FileSystemEventHandler):
+    def __init__(self, watcher: Watcher) -> None:
+        self._watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        try:
+            self._watcher.on_event()
+        except Exception:  # noqa: BLE001  # an exception here would kill watchdog's thread
+            pass
+
+
+class Watcher:
+    def __init__(self, folder: Path, *, mode: str, log: structlog.typing.FilteringBoundLogger) -> None:
+        self.folder = folder
+        self.mode = mode
+        self.log = log
+        self.on_event: Callable[[], None] = lambda: None
+        self._observer: BaseObserver | None = None
+
+    def start(self) -> bool:
+        """Start events where the mode allows; True when events are flowing."""
+        if self.mode == "poll":
+            return False
+        if self.mode == "auto":
+            fs_type = filesystem_type(self.folder)
+            if is_network(fs_type):
+                self.log.info("watch_mode_chosen", mode="poll", filesystem=fs_type)
+                return False
+        observer = Observer()
+        try:
+            observer.schedule(_Wake(self), str(self.folder), recursive=False)
+            observer.start()
+        except OSError as exc:
+            self.log.warning("watch_events_unavailable", reason=str(exc))
+            return False
+        self._observer = observer
+        return True
+
+    def alive(self) -> bool:
+        return self._observer is None or self._observer.is_alive()
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None

@@ -1,0 +1,151 @@
+"""worker (shell): one outbox's loop step, `tick()`: intake, delivery, then finishing.
+
+The worker makes no decisions of its own: `intake` claims and checks files, `delivery` moves
+batches along, and finishing writes each decided file's sidecar, then moves the file, then marks
+it finished in the journal (each part safe to repeat after a crash). A dropped ZIP is finished
+once all its entries are, with a summary of their outcomes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from invoicesync.delivery import Delivery
+from invoicesync.intake import UNPACK_PREFIX, Intake
+from invoicesync.journal import ItemRow, Journal
+from invoicesync.model import Stage
+from invoicesync.outbox import Folders
+from invoicesync.report import ReportFacts, build_report, outcome_of, sidecar_name
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    failed: int = 0
+
+
+@dataclass
+class Worker:
+    name: str
+    folders: Folders
+    journal: Journal
+    intake: Intake
+    delivery: Delivery
+    marketplace_name: str
+    monotonic: Callable[[], float]
+    wall: Callable[[], float]
+    scan_interval_seconds: float  # poll_seconds in poll mode, rescan_seconds with events
+    settling_interval_seconds: float  # how often to look while files settle
+    tally: Tally = field(default_factory=Tally)
+    next_scan_at: float = 0.0
+
+    def recover(self) -> None:
+        """Start-up: take back claimed files the journal does not know, finish what was decided."""
+        self.intake.adopt()
+        self.finish_decided()
+
+    def tick(self, *, flush: bool = False, woken: bool = False) -> float:
+        """Do what is due now; return how many seconds until something else is due."""
+        now = self.monotonic()
+        if woken or now >= self.next_scan_at:
+            self.intake.scan_and_claim()
+            interval = self.settling_interval_seconds if self.intake.seen else self.scan_interval_seconds
+            self.next_scan_at = self.monotonic() + interval
+        self.intake.check_claimed()
+        self.delivery.plan(flush=flush)
+        batch_due = self.delivery.advance_batches()
+        self.finish_decided()
+        return self._next_due(batch_due)
+
+    def _next_due(self, batch_due: float | None) -> float:
+        now, wall = self.monotonic(), self.wall()
+        due = [self.next_scan_at - now]
+        if self.intake.next_check_at is not None:
+            due.append(self.intake.next_check_at - now)
+        for at in (batch_due, self.delivery.next_deadline):
+            if at is not None:
+                due.append(at - wall)
+        return max(0.0, min(due))
+
+    def idle(self) -> bool:
+        """Nothing open in the journal and nothing in outbox/ but empty files waiting."""
+        if self.journal.open_items(self.name):
+            return False
+        return all(seen.stat.size == 0 for seen in self.intake.seen.values())
+
+    # -- finishing ---------------------------------------------------------------------------
+
+    def finish_decided(self) -> None:
+        for item in self.journal.items(self.name, "decided"):
+            self._finish(item)
+        for container in self.journal.items(self.name, "container"):
+            entries = self.journal.entries_of(container.item_id)
+            if all(entry.state == "finished" for entry in entries):
+                self.journal.decide(container.item_id, stage=Stage.VALIDATION, error=None)
+                fresh = self.journal.item(container.item_id)
+                if fresh is not None:
+                    self._finish(fresh, entries=[_entry_summary(entry) for entry in entries])
+                with contextlib.suppress(OSError):
+                    (self.folders.processing / f"{UNPACK_PREFIX}{container.item_id}").rmdir()
+
+    def _finish(self, item: ItemRow, entries: list[dict[str, Any]] | None = None) -> None:
+        error = item.file_error
+        dest_dir = self.folders.sent if error is None else self.folders.failed
+        suffix = ".receipt.json" if error is None else ".error.json"
+        if item.dest_name is None:
+            dest_name = self.folders.free_name(dest_dir, item.file_name, suffix)
+            self.journal.set_dest(item.item_id, dest_name)
+        else:
+            dest_name = item.dest_name
+        if entries is None and item.ext == "zip" and item.origin_id is None and error is None:
+            entries = [_entry_summary(entry) for entry in self.journal.entries_of(item.item_id)]
+        finished_at = datetime.fromtimestamp(self.wall()).astimezone()
+        origin = self.journal.item(item.origin_id) if item.origin_id else None
+        facts = ReportFacts(
+            file=item.file_name,
+            order_id=item.order_id,
+            sha256=item.sha256,
+            size=item.size,
+            origin=origin.file_name if origin else None,
+            stage=Stage(item.stage or Stage.VALIDATION.value),
+            error=error,
+            marketplace=self.marketplace_name,
+            outbox=self.name,
+            import_id=item.import_id,
+            received_at=datetime.fromisoformat(item.received_at),
+            marketplace_result=json.loads(item.result) if item.result else None,
+        )
+        report = build_report(facts, finished_at=finished_at, entries=entries)
+        claim_path = self.folders.processing / item.claim_name
+        self.folders.finish(claim_path, dest_dir, dest_name, sidecar_name(dest_name, error), report)
+        self.journal.mark_finished(item.item_id, finished_at=finished_at)
+        if item.ext != "zip" or item.origin_id is not None:
+            if error is None:
+                self.tally.sent += 1
+            else:
+                self.tally.failed += 1
+        self.intake.log.info(
+            "file_finished",
+            item_id=item.item_id,
+            file=item.file_name,
+            outcome=outcome_of(error),
+            code=None if error is None else error.code,
+            dest=str(Path(dest_dir.name) / dest_name),
+        )
+
+
+def _entry_summary(entry: ItemRow) -> dict[str, Any]:
+    error = entry.file_error
+    return {
+        "file": entry.file_name,
+        "order_id": entry.order_id,
+        "outcome": outcome_of(error),
+        "code": None if error is None else error.code,
+        "report": None if entry.dest_name is None else sidecar_name(entry.dest_name, error),
+    }
