@@ -1,0 +1,639 @@
+"""config (edge): YAML file -> frozen, validated settings, with every problem reported at once.
+
+The file is read with a SafeLoader that refuses duplicate keys, `${VAR}` is expanded after parsing (in
+strings only, unset = problem), then pydantic checks the shape. Each problem is one line,
+`outboxes[0].batch.max_files: must be a whole number from 1 to 1000, got "many"`; values are echoed only
+for plainly non-secret keys (numbers, sizes, durations, choices), and then as written in the file, before
+`${VAR}` expansion. Relative paths resolve against the working directory given. pydantic stays here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+
+from invoicesync.errors import ConfigError, OutboxBlocked
+
+DEFAULT_CONFIG_PATH = Path("/etc/invoicesync/config.yaml")
+DEFAULT_ORDER_ID = r"^(?P<order>[A-Za-z0-9][A-Za-z0-9_-]{3,63})$"
+SANDBOX = "sandbox"
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_OUTBOX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+_DURATION_HELP = "a duration such as 500ms, 45s, 30m, 1h or 2d, or a number of seconds"
+_SIZE_HELP = "a size such as 512KB, 20MB, 1GB or 20MiB, or a number of bytes"
+
+
+# -- plain parsers, also used by command-line flags ------------------------------------------------
+
+
+def parse_duration(text: str | float) -> float:
+    """`"1h"`, `"30m"`, `"45s"`, `"2d"`, `"500ms"`, `"1h30m"` or a number of seconds -> seconds."""
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise ValueError(f"must be {_DURATION_HELP}")
+    if not isinstance(text, str) or re.fullmatch(r"\d+(?:\.\d+)?", text.strip()):
+        seconds = float(text)
+    elif re.fullmatch(rf"(?:{_DURATION_PART.pattern})+", text.strip()):
+        parts = _DURATION_PART.findall(text.strip())
+        seconds = sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
+    else:
+        raise ValueError(f"must be {_DURATION_HELP}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"must be {_DURATION_HELP}, not negative")
+    return seconds
+
+
+def parse_size(text: str | int) -> int:
+    """`"20MB"`, `"512KB"`, `"1GB"` (decimal), `"20MiB"` (binary) or a number of bytes -> bytes."""
+    if isinstance(text, bool) or not isinstance(text, int | str):
+        raise ValueError(f"must be {_SIZE_HELP}")
+    if isinstance(text, int):
+        if text < 0:
+            raise ValueError(f"must be {_SIZE_HELP}, not negative")
+        return text
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"must be {_SIZE_HELP}")
+    return int(Decimal(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()])
+
+
+def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """`$INVOICESYNC_CONFIG`, else `/etc/invoicesync/config.yaml`."""
+    env = os.environ if environ is None else environ
+    return Path(env["INVOICESYNC_CONFIG"]) if env.get("INVOICESYNC_CONFIG") else DEFAULT_CONFIG_PATH
+
+
+# -- field validators (pydantic BeforeValidators: raise ValueError with the sentence to show) -------
+
+
+def _duration(*, positive: bool) -> BeforeValidator:
+    def check(value: Any) -> float:
+        if not isinstance(value, str | int | float):
+            raise ValueError(f"must be {_DURATION_HELP}")
+        seconds = parse_duration(value)
+        if positive and seconds == 0:
+            raise ValueError("must be longer than 0 seconds")
+        return seconds
+
+    return BeforeValidator(check)
+
+
+def _size(value: Any) -> int:
+    size = parse_size(value)
+    if size <= 0:
+        raise ValueError("must be more than 0 bytes")
+    return size
+
+
+def _whole_number(low: int, high: int | None = None) -> BeforeValidator:
+    wanted = (
+        f"a whole number from {low} to {high}" if high is not None else f"a whole number of at least {low}"
+    )
+
+    def check(value: Any) -> int:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < low
+            or (high is not None and value > high)
+        ):
+            raise ValueError(f"must be {wanted}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _rate(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError("must be a number from 0 to 1")
+    return float(value)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be text (put it in quotes)")
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _seller_id(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError('must be quoted, e.g. seller_id: "98979" (YAML reads bare digits as a number)')
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]+", value):
+        raise ValueError('must be the numeric seller ID in quotes, e.g. "98979"')
+    return value
+
+
+def _url(value: Any, *, sandbox_allowed: bool) -> str:
+    if isinstance(value, str) and sandbox_allowed and value == SANDBOX:
+        return value
+    text = _text(value).strip()
+    if not re.fullmatch(r"https?://[^/\s?#]+(?:[/?#]\S*)?", text):
+        raise ValueError(
+            'must be "sandbox" or an http(s) URL' if sandbox_allowed else "must be an http(s) URL"
+        )
+    return text.rstrip("/")
+
+
+def _absolute_path(value: Any, info: ValidationInfo) -> Path:
+    text = _text(value)
+    cwd = (info.context or {}).get("cwd") or Path.cwd()
+    return Path(os.path.abspath(Path(cwd) / text))
+
+
+def _read_secret_file(path: Path) -> str:
+    """The secret in `path`, trailing newline stripped; ValueError naming the path, never the content."""
+    try:
+        secret = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ValueError(f"cannot read {path}: not UTF-8 text") from None
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+    if not secret:
+        raise ValueError(f"{path} is empty")
+    return secret
+
+
+def _readable_secret_file(path: Path) -> Path:
+    _read_secret_file(path)
+    return path
+
+
+def _order_pattern(value: Any) -> re.Pattern[str]:
+    if isinstance(value, re.Pattern):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a regular expression in quotes")
+    try:
+        pattern = re.compile(value)
+    except re.error as error:
+        raise ValueError(f"is not a valid regular expression: {error}") from None
+    if "order" not in pattern.groupindex:
+        raise ValueError("must contain a named group `order`, as in (?P<order>...)")
+    return pattern
+
+
+def _globs(value: Any) -> Any:
+    if isinstance(value, list) and all(isinstance(item, str) and item.strip() for item in value):
+        return tuple(value)
+    if value is None:
+        return value
+    raise ValueError("must be a list of non-empty texts")
+
+
+def _orders(value: Any) -> Any:
+    if value == "all" or value is None:
+        return None
+    if isinstance(value, list):
+        return value
+    raise ValueError('must be "all" or a list of order IDs')
+
+
+def _not_empty(value: Any) -> Any:
+    # Field(min_length=1) would also fire when every item is invalid (pydantic counts valid items).
+    if value == [] or value is None:
+        raise ValueError("must list at least one outbox")
+    return value
+
+
+def _outbox_name(value: Any) -> str:
+    if not isinstance(value, str) or not _OUTBOX_NAME.fullmatch(value):
+        raise ValueError("must be 1 to 64 letters, digits, _ or -, starting with a letter or digit")
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+AbsolutePath = Annotated[Path, BeforeValidator(_absolute_path)]
+SecretFile = Annotated[Path, BeforeValidator(_absolute_path), AfterValidator(_readable_secret_file)]
+Seconds = Annotated[float, _duration(positive=False)]
+PositiveSeconds = Annotated[float, _duration(positive=True)]
+Size = Annotated[int, BeforeValidator(_size)]
+Rate = Annotated[float, BeforeValidator(_rate)]
+SellerId = Annotated[str, BeforeValidator(_seller_id)]
+OrderPattern = Annotated[re.Pattern[str], PlainValidator(_order_pattern)]
+Globs = Annotated[tuple[str, ...], BeforeValidator(_globs)]
+
+
+# -- the settings -----------------------------------------------------------------------------------
+
+
+class _Settings(BaseModel):
+    # validate_by_name: code and tests may build settings with attribute names (give_up_after_seconds=).
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True, validate_by_name=True)
+
+
+class LogSettings(_Settings):
+    format: Literal["auto", "console", "json"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class OctopiaSettings(_Settings):
+    base_url: Annotated[str, BeforeValidator(lambda value: _url(value, sandbox_allowed=True))]
+    token_url: Annotated[str, BeforeValidator(lambda value: _url(value, sandbox_allowed=False))] | None = None
+    seller_id: SellerId
+    client_id: Text
+    client_secret: Annotated[SecretStr, BeforeValidator(_text)] | None = None
+    client_secret_file: SecretFile | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> OctopiaSettings:
+        problems = []
+        if (self.client_secret is None) == (self.client_secret_file is None):
+            problems.append("give exactly one of client_secret or client_secret_file")
+        if self.token_url is None and self.base_url != SANDBOX:
+            problems.append("token_url is required unless base_url is sandbox")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def read_secret(self) -> str:
+        """The client secret; a secret file is read again on each call, so a fixed file needs no restart.
+
+        Raises OutboxBlocked (naming the file, never its content) when the file cannot be read.
+        """
+        if self.client_secret is not None:
+            return self.client_secret.get_secret_value()
+        if self.client_secret_file is None:  # excluded by validation
+            raise OutboxBlocked("No client secret is configured.")
+        try:
+            return _read_secret_file(self.client_secret_file)
+        except ValueError as error:
+            raise OutboxBlocked(
+                f"The client secret file is unusable ({error}). Fix it; uploads resume by themselves."
+            ) from None
+
+
+class FileSettings(_Settings):
+    order_id: OrderPattern = re.compile(DEFAULT_ORDER_ID)
+    max_bytes: Size = 20_000_000
+    empty_after_seconds: PositiveSeconds = Field(default=3600.0, validation_alias="empty_after")
+    ignore: Globs = ()
+    order_labels: Globs | None = None
+
+
+class WatchSettings(_Settings):
+    mode: Literal["auto", "events", "poll"] = "auto"
+    settle_seconds: Seconds = 5.0
+    poll_seconds: PositiveSeconds = 2.0
+    rescan_seconds: PositiveSeconds = 60.0
+
+
+class BatchSettings(_Settings):
+    max_files: Annotated[int, _whole_number(1, 1000)] = 200
+    max_bytes: Size = 50_000_000
+    max_wait_seconds: Seconds = 10.0
+
+
+class PollSettings(_Settings):
+    first_seconds: PositiveSeconds = 5.0
+    max_seconds: PositiveSeconds = 300.0
+    give_up_after_seconds: PositiveSeconds = Field(default=48 * 3600.0, validation_alias="give_up_after")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PollSettings:
+        if self.first_seconds > self.max_seconds:
+            raise ValueError(
+                f"first_seconds ({self.first_seconds:g}) must not be larger than "
+                f"max_seconds ({self.max_seconds:g})"
+            )
+        return self
+
+
+class OutboxSettings(_Settings):
+    name: Annotated[str, BeforeValidator(_outbox_name)]
+    root: AbsolutePath
+    marketplace: Literal["octopia"] = "octopia"
+    octopia: OctopiaSettings
+    files: FileSettings = Field(default_factory=FileSettings)
+    watch: WatchSettings = Field(default_factory=WatchSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    poll: PollSettings = Field(default_factory=PollSettings)
+
+
+class FaultSettings(_Settings):
+    error_rate: Rate = 0.0
+    rate_limit_rate: Rate = 0.0
+    retry_after_seconds: Seconds = 1.0
+    slow_rate: Rate = 0.0
+    slow_seconds: Seconds = 2.0
+    drop_after_accept_rate: Rate = 0.0
+    token_ttl_seconds: Annotated[int, _whole_number(1)] = 7200
+    refuse_tokens: bool = False
+
+
+class SandboxSettings(_Settings):
+    orders: Annotated[frozenset[Text] | None, BeforeValidator(_orders)] = None  # None: every order exists
+    processing_seconds: Seconds = 2.0
+    client_id: Text | None = None  # expected credentials; None accepts any
+    client_secret: Text | None = Field(default=None, repr=False)
+    seller_id: SellerId | None = None
+    faults: FaultSettings = Field(default_factory=FaultSettings)
+
+
+class Config(_Settings):
+    source: Path  # the file this came from (not a YAML key)
+    state_dir: AbsolutePath
+    log: LogSettings = Field(default_factory=LogSettings)
+    outboxes: Annotated[tuple[OutboxSettings, ...], BeforeValidator(_not_empty)]
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return any(box.octopia.base_url == SANDBOX for box in self.outboxes)
+
+
+# -- loading ----------------------------------------------------------------------------------------
+
+Loc = tuple[str | int, ...]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that records duplicate keys (PyYAML silently keeps the last one)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[int, str]] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool):
+                continue  # unhashable: PyYAML itself refuses it below
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                self.duplicates.append((line, f"line {line}: duplicate key {json.dumps(str(key))}"))
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _parse_yaml(text: str) -> Any:
+    loader = _UniqueKeyLoader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        context = f" ({error.context})" if error.context else ""
+        raise _Problems([f"{where}{error.problem or 'invalid YAML'}{context}"]) from None
+    except yaml.YAMLError as error:  # no position: e.g. a stray NUL byte
+        raise _Problems([f"invalid YAML: {error}"]) from None
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise _Problems([message for _, message in sorted(loader.duplicates)])
+    return data
+
+
+class _Problems(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+
+def _expand(data: Any, loc: Loc, environ: Mapping[str, str], unset: dict[Loc, list[str]]) -> Any:
+    """`${VAR}` replaced in every string value; names not set are collected per location."""
+    if isinstance(data, dict):
+        return {str(key): _expand(value, (*loc, str(key)), environ, unset) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_expand(value, (*loc, index), environ, unset) for index, value in enumerate(data)]
+    if isinstance(data, str):
+
+        def replace(match: re.Match[str]) -> str:
+            if match.group(1) in environ:
+                return environ[match.group(1)]
+            unset.setdefault(loc, []).append(match.group(0))
+            return match.group(0)
+
+        return _VARIABLE.sub(replace, data)
+    return data
+
+
+def _format_loc(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or "(top level)"
+
+
+def _lookup(data: Any, loc: Loc) -> Any:
+    for part in loc:
+        if isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        elif isinstance(data, dict):
+            data = data.get(part)
+        else:
+            return None
+    return data
+
+
+def _field_at(loc: Loc) -> FieldInfo | None:
+    """The settings field a YAML location names (list indexes skipped), or None."""
+    model: type[BaseModel] | None = Config
+    field = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if model is None:
+            return None
+        field = next((f for name, f in model.model_fields.items() if _yaml_key(name, f) == part), None)
+        if field is None:
+            return None
+        model = _model_in(field.annotation)
+    return field
+
+
+def _keys_at(loc: Loc) -> list[str]:
+    """The YAML keys accepted at `loc`, for "did you mean" hints."""
+    field = _field_at(loc)
+    model = Config if not loc else _model_in(field.annotation) if field else None
+    if model is None:
+        return []
+    return [_yaml_key(name, f) for name, f in model.model_fields.items() if name != "source"]
+
+
+def _yaml_key(name: str, field: FieldInfo) -> str:
+    return field.validation_alias if isinstance(field.validation_alias, str) else name
+
+
+def _echoes(loc: Loc) -> bool:
+    """Whether a wrong value at `loc` may be shown: numbers, sizes, durations, switches and choices.
+    Never a text field: every secret is one."""
+    field = _field_at(loc)
+    if field is None:
+        return False
+    return field.annotation in (int, float, bool) or get_origin(field.annotation) is Literal
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (tuple, Union, UnionType, Annotated):
+        return next((m for m in map(_model_in, get_args(annotation)) if m is not None), None)
+    return None
+
+
+_TYPE_MESSAGES = {
+    "missing": "is required",
+    "string_type": "must be text (put it in quotes)",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "model_type": "must be a mapping of keys to values",
+    "model_attributes_type": "must be a mapping of keys to values",
+    "dict_type": "must be a mapping of keys to values",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "frozen_set_type": "must be a list",
+    "set_type": "must be a list",
+    "invalid_key": "keys must be text",
+}
+
+
+def _describe(error: Any, raw: Any) -> str:
+    loc: Loc = tuple(error["loc"])
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(loc[-1]), _keys_at(loc[:-1]), n=1)
+        return f"{_format_loc(loc)}: unknown key" + (f" (did you mean {close[0]}?)" if close else "")
+    if kind == "value_error":
+        message = str(ctx.get("error", error["msg"]))
+    elif kind == "literal_error":
+        message = f"must be one of {ctx.get('expected')}"
+    else:
+        message = _TYPE_MESSAGES.get(kind, error["msg"])
+    value = _lookup(raw, loc)
+    if isinstance(value, str | int | float) and len(str(value)) <= 40 and loc and _echoes(loc):
+        message += f", got {json.dumps(value)}"
+    return f"{_format_loc(loc)}: {message}"
+
+
+def _sort_key(problem: tuple[Loc, str]) -> tuple[tuple[int, int, str], ...]:
+    return tuple((1, part, "") if isinstance(part, int) else (0, 0, part) for part in problem[0])
+
+
+def _cross_check(data: Any, cwd: Path) -> list[tuple[Loc, str]]:
+    """Rules across outboxes, checked on the raw data so they show even when other fields are wrong."""
+    problems: list[tuple[Loc, str]] = []
+    boxes = data.get("outboxes") if isinstance(data, dict) else None
+    if not isinstance(boxes, list):
+        return problems
+    names: dict[str, int] = {}
+    roots: list[tuple[int, Path]] = []
+    for index, box in enumerate(boxes):
+        name = box.get("name") if isinstance(box, dict) else None
+        if isinstance(name, str):
+            if name in names:
+                problems.append(
+                    (("outboxes", index, "name"), f'"{name}" is already used by outboxes[{names[name]}]')
+                )
+            names.setdefault(name, index)
+        root = box.get("root") if isinstance(box, dict) else None
+        if isinstance(root, str) and root.strip():
+            roots.append((index, (cwd / root).resolve()))
+    for index, root in roots:
+        for other, other_root in roots:
+            if other < index and root == other_root:
+                problems.append(
+                    (("outboxes", index, "root"), f"is the same folder as outboxes[{other}].root")
+                )
+            elif other != index and root.is_relative_to(other_root) and root != other_root:
+                problems.append((("outboxes", index, "root"), f"is inside outboxes[{other}].root"))
+    state_dir = data.get("state_dir")
+    if isinstance(state_dir, str) and state_dir.strip():
+        state = (cwd / state_dir).resolve()
+        for index, root in roots:
+            if state.is_relative_to(root) or root.is_relative_to(state):
+                problems.append(
+                    (("state_dir",), f"must be apart from outboxes[{index}].root (use local disk)")
+                )
+    return problems
+
+
+def load_config(path: Path, *, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Config:
+    """Read, expand and validate `path`; ConfigError lists every problem found, each with its location."""
+    environ = os.environ if environ is None else environ
+    cwd = Path.cwd() if cwd is None else Path(cwd)
+    source = Path(os.path.abspath(cwd / path))
+    try:
+        try:
+            text = source.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise _Problems(["cannot read the file: not UTF-8 text"]) from None
+        except OSError as error:
+            raise _Problems([f"cannot read the file: {error.strerror or error}"]) from None
+        raw = _parse_yaml(text)
+        if raw is None:
+            raise _Problems(["the file is empty; it needs at least state_dir and outboxes"])
+        if not isinstance(raw, dict):
+            raise _Problems(["must be a YAML mapping with at least state_dir and outboxes"])
+    except _Problems as early:
+        raise ConfigError(str(path), early.problems) from None
+
+    unset: dict[Loc, list[str]] = {}
+    data = _expand(raw, (), environ, unset)
+    found = [
+        (loc, f"{_format_loc(loc)}: {name} is not set") for loc, names in unset.items() for name in names
+    ]
+    found += [(loc, f"{_format_loc(loc)}: {message}") for loc, message in _cross_check(data, cwd)]
+    if "source" in data:
+        found.append((("source",), "source: unknown key"))
+        del data["source"]
+    try:
+        config = Config.model_validate({**data, "source": source}, context={"cwd": cwd})
+    except ValidationError as error:
+        for item in error.errors(include_url=False):
+            loc = tuple(item["loc"])
+            if not any(loc[: len(bad)] == bad for bad in unset):  # already reported as not set
+                found.append((loc, _describe(item, raw)))
+    if found:
+        problems = list(dict.fromkeys(message for _, message in sorted(found, key=_sort_key)))
+        raise ConfigError(str(path), problems)
+    return config
+
+
+__all__ = [
+    "BatchSettings",
+    "Config",
+    "FaultSettings",
+    "FileSettings",
+    "LogSettings",
+    "OctopiaSettings",
+    "OutboxSettings",
+    "PollSettings",
+    "SandboxSettings",
+    "WatchSettings",
+    "default_config_path",
+    "load_config",
+    "parse_duration",
+    "parse_size",
+]
