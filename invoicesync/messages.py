@@ -1,0 +1,161 @@
+"""messages (core): every file error code's plain sentence and next step, in one place.
+
+Each code of PRODUCT §3 has a `message` template (one sentence for the accountant who reads the report
+in `failed/`) and a `hint` (what to do next). Templates take named fields; a field the caller does not
+give falls back to a neutral wording, so a message is always a whole sentence:
+
+    file_error("OrderMismatch", named="A1B2C4", order="A1B2C3")
+    file_error("UblSchema", problem="at line 12, the element cbc:IssueDate is missing", detail=raw)
+
+`detail` is for the technical words (a parser's own message, the marketplace's text) and is kept verbatim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from invoicesync.model import FileError
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    message: str
+    hint: str
+    defaults: tuple[tuple[str, str], ...] = ()
+
+
+TEXTS: dict[str, Text] = {
+    # decided by naming / the watcher / the journal
+    "InvalidFileName": Text(
+        "The file name does not give an order number{reason}.",
+        "Rename the file to the order number it belongs to (for example A1B2C3.pdf), "
+        "then put it back in outbox/.",
+        (("reason", ""),),
+    ),
+    "EmptyFile": Text(
+        "The file is empty (0 bytes).",
+        "Export the invoice again from the ERP; this file has no content.",
+    ),
+    "NotARegularFile": Text(
+        "This is not an invoice file but {what}, so it cannot be sent.",
+        "Put the invoice file itself into outbox/, not a folder, link or device.",
+        (("what", "a folder, a link or another special entry"),),
+    ),
+    "Unreadable": Text(
+        "The file could not be read{reason}.",
+        "Check that the file is complete and that the invoicesync service may read it, "
+        "then put it back in outbox/.",
+        (("reason", ""),),
+    ),
+    "Duplicate": Text(
+        "The same file was already delivered to order {order}{earlier}.",
+        "Nothing to do: the invoice is already on the order. To replace it, drop a corrected file.",
+        (("order", "this order"), ("earlier", "")),
+    ),
+    # decided by validate
+    "UnsupportedType": Text(
+        "Files of type {ext} cannot be sent; only PDF, UBL XML and ZIP files can.",
+        "Export the invoice as PDF or UBL 2.1 XML, or remove this file from outbox/.",
+        (("ext", "this type"),),
+    ),
+    "ContentMismatch": Text(
+        "The file name says {claimed} but the content is {actual}.",
+        "Export the invoice again in the format its name says, or give the file its right extension, "
+        "then put it back in outbox/.",
+        (("claimed", "one type of file"), ("actual", "another")),
+    ),
+    "TooLarge": Text(
+        "The file is too large: {reason}.",
+        "Make the file smaller (fewer pages, lower image resolution) or split it, "
+        "then put it back in outbox/.",
+        (("reason", "it is over the size limit"),),
+    ),
+    "InvalidPdf": Text(
+        "This PDF is damaged and cannot be opened: {reason}.",
+        "Export the invoice again from the ERP; this file is cut off or damaged.",
+        (("reason", "its structure is broken"),),
+    ),
+    "EncryptedPdf": Text(
+        "This PDF is protected by a password or security settings, so it cannot be checked or sent.",
+        "Export the invoice again without a password or security settings (no encryption), "
+        "then put it back in outbox/.",
+    ),
+    "InvalidXml": Text(
+        "This XML file cannot be read: {reason}.",
+        "Export the invoice again from the ERP; this file is damaged or was edited by hand.",
+        (("reason", "it is not well-formed XML"),),
+    ),
+    "NotUbl": Text(
+        "This XML file is not a UBL 2.1 invoice or credit note: it is {found}.",
+        "Export the invoice in UBL 2.1 format (Invoice or CreditNote), or send the PDF instead.",
+        (("found", "another kind of XML document"),),
+    ),
+    "UblSchema": Text(
+        "The invoice does not follow the UBL 2.1 format: {problem}.",
+        "Export the invoice again from the ERP; if this keeps happening, send this report to "
+        "whoever looks after the ERP's e-invoice export.",
+        (("problem", "it breaks the UBL 2.1 schema"),),
+    ),
+    "OrderMismatch": Text(
+        "The invoice names order {named}, but the file name says {order}.",
+        "Rename the file to the order the invoice belongs to, then put it back in outbox/.",
+        (("named", "another order"), ("order", "a different one")),
+    ),
+    "UnsafeArchive": Text(
+        "This ZIP file cannot be opened safely: {reason}.",
+        "Put the invoices into a plain ZIP (no password, no links, no folders like '..', no ZIP inside "
+        "a ZIP) or drop them one by one.",
+        (("reason", "it breaks the archive safety rules"),),
+    ),
+    # decided by the marketplace
+    "Rejected": Text(
+        "The marketplace refused the upload of this file.",
+        "Read the marketplace's own words in the detail; fix the file or the order, "
+        "then put it back in outbox/.",
+    ),
+    "ImportFailed": Text(
+        "The marketplace could not attach the invoice to order {order}.",
+        "Read the marketplace's own words in the detail; fix the file or the order, "
+        "then put it back in outbox/.",
+        (("order", "its order"),),
+    ),
+    "ImportTimeout": Text(
+        "The marketplace did not finish processing the invoice in time{waited}.",
+        "Check the order on the marketplace: if the invoice is not there, put the file back in outbox/.",
+        (("waited", ""),),
+    ),
+}
+
+
+class _Fields(dict[str, str]):
+    """Named fields for a template; an absent one becomes its code's default (or a neutral '?')."""
+
+    def __init__(self, given: dict[str, str], defaults: tuple[tuple[str, str], ...]) -> None:
+        super().__init__(defaults)
+        self.update({key: value for key, value in given.items() if value is not None})
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def file_error(
+    code: str,
+    *,
+    detail: str | None = None,
+    marketplace_code: str | None = None,
+    **fields: str,
+) -> FileError:
+    """The FileError for `code`, its message filled from `fields` and its hint attached."""
+    text = TEXTS.get(code)
+    if text is None:
+        return FileError(
+            code=code,
+            message=f"The file failed with code {code}.",
+            hint="Read the detail in this report, fix the file, then put it back in outbox/.",
+            detail=detail,
+            marketplace_code=marketplace_code,
+        )
+    message = text.message.format_map(_Fields(fields, text.defaults))
+    return FileError(
+        code=code, message=message, hint=text.hint, detail=detail, marketplace_code=marketplace_code
+    )

@@ -1,0 +1,195 @@
+"""validate (core): a file's name, order and bytes -> verdict (PDF, UBL 2.1, ZIP safety, order named inside).
+
+`judge` is the one entry point: the shell opens the file and passes the stream; everything here decides
+and nothing here does I/O beyond reading that stream (and loading the UBL XSDs once, as data). A bad
+file is a value: `judge` always returns a `Verdict`, whatever the bytes.
+
+    extension -> UnsupportedType       bytes clearly another kind -> ContentMismatch
+    size      -> EmptyFile, TooLarge   then per kind: validate_pdf, validate_xml, validate_zip
+
+For a ZIP only the archive's safety is judged; the shell (`archive.unpack`) extracts its entries and each
+is judged on its own. Message and hint texts of every code live in `messages`.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from invoicesync.messages import file_error
+from invoicesync.model import FileError, Verdict
+from invoicesync.validate_pdf import judge_pdf
+from invoicesync.validate_xml import SchemaUnavailable, judge_xml, looks_like_xml
+from invoicesync.validate_xml import self_test as _xsd_self_test
+from invoicesync.validate_zip import check_archive
+
+__all__ = ["DEFAULT_ORDER_LABELS", "Rules", "SchemaUnavailable", "judge", "kind_of", "self_test", "sniff"]
+
+DEFAULT_ORDER_LABELS: tuple[str, ...] = (
+    "Order",
+    "Order number",
+    "Order No",
+    "Order ID",
+    "Order reference",
+    "Your order",
+    "Commande",
+    "Commande n°",
+    "N° de commande",
+    "Numéro de commande",
+    "Bestellnummer",
+    "Bestellung",
+    "Bestell-Nr",
+    "Bestellnr",
+    "Auftragsnummer",
+    "Auftrags-Nr",
+    "Auftragsnr",
+)
+
+KINDS = ("pdf", "xml", "zip")
+
+# magic numbers of other kinds people drop by mistake: (prefix, words for the accountant)
+OTHER_KINDS: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Microsoft Office document (.doc or .xls)"),
+    (b"{\\rtf", "an RTF text document"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+)
+KIND_WORDS = {
+    "pdf": "a PDF document",
+    "xml": "XML or HTML text",
+    "zip": "a ZIP archive (or an Office document, which is a ZIP inside)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Limits and labels of the content check; defaults match `files:` in config.example.yaml."""
+
+    max_bytes: int = 20_000_000  # PDF and XML; a dropped ZIP is capped by zip_max_total_bytes
+    order_labels: tuple[str, ...] = DEFAULT_ORDER_LABELS
+    pdf_pages_for_text: int = 3
+    pdf_max_pages: int = 2000
+    zip_max_entries: int = 200
+    zip_max_total_bytes: int = 500_000_000
+    zip_max_ratio: int = 100
+
+
+def kind_of(file_name: str) -> str | None:
+    """ "pdf", "xml" or "zip" by extension (any case), else None."""
+    _, dot, extension = file_name.rpartition(".")
+    kind = extension.lower() if dot else ""
+    return kind if kind in KINDS else None
+
+
+def sniff(head: bytes) -> str | None:
+    """What the first bytes clearly are: "pdf", "xml", "zip", words for another known kind, or None."""
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
+        return "zip"
+    if looks_like_xml(head):
+        return "xml"
+    if head.startswith(b"%PDF-"):  # a PDF may carry junk before it, but only at 0 is it clear
+        return "pdf"
+    for magic, words in OTHER_KINDS:
+        if head.startswith(magic):
+            return words
+    return None
+
+
+def self_test() -> None:
+    """Compile the UBL 2.1 XSDs now (start-up and `check`); raises SchemaUnavailable when they are gone."""
+    _xsd_self_test()
+
+
+def judge(file_name: str, order_id: str | None, stream: BinaryIO, size: int, rules: Rules) -> Verdict:
+    """The content verdict on one file. Never raises for any bytes (SchemaUnavailable is an install fault)."""
+    kind = kind_of(file_name)
+    if kind is None:
+        _, dot, extension = file_name.rpartition(".")
+        shown = f".{extension}" if dot and extension else "without an extension"
+        return Verdict(kind=extension.lower() if dot else "", error=file_error("UnsupportedType", ext=shown))
+    try:
+        return _judge(kind, order_id, stream, size, rules)
+    except SchemaUnavailable:
+        raise
+    except OSError as exc:
+        return Verdict(
+            kind=kind,
+            error=file_error(
+                "Unreadable", reason=f" ({exc.strerror or exc})", detail=f"{type(exc).__name__}: {exc}"
+            ),
+        )
+    except Exception as exc:  # a last net: a verdict, never a crash of the outbox loop
+        code = {"pdf": "InvalidPdf", "xml": "InvalidXml", "zip": "UnsafeArchive"}[kind]
+        return Verdict(kind=kind, error=file_error(code, detail=f"{type(exc).__name__}: {exc}"))
+
+
+def _judge(kind: str, order_id: str | None, stream: BinaryIO, size: int, rules: Rules) -> Verdict:
+    limit = rules.zip_max_total_bytes if kind == "zip" else rules.max_bytes
+    if size > limit:
+        return Verdict(kind=kind, error=_too_large(size, limit))
+    if size <= 0:
+        return Verdict(kind=kind, error=file_error("EmptyFile"))
+
+    stream.seek(0)
+    head = stream.read(1024)
+    actual = sniff(head)
+    if actual is not None and actual != kind:
+        return Verdict(
+            kind=kind,
+            error=file_error(
+                "ContentMismatch",
+                claimed=kind.upper(),
+                actual=KIND_WORDS.get(actual, actual),
+                detail=f"first bytes: {head[:16]!r}",
+            ),
+        )
+
+    if kind == "zip":
+        check = check_archive(
+            stream,
+            size,
+            max_entries=rules.zip_max_entries,
+            max_total_bytes=rules.zip_max_total_bytes,
+            max_ratio=rules.zip_max_ratio,
+        )
+        return Verdict(kind="zip", error=check.error)
+
+    stream.seek(0)
+    data = stream.read(limit + 1)
+    if len(data) > limit:  # the file grew past what `size` said
+        return Verdict(kind=kind, error=_too_large(len(data), limit))
+    if not data:
+        return Verdict(kind=kind, error=file_error("EmptyFile"))
+    if kind == "pdf":
+        return judge_pdf(
+            data,
+            order_id,
+            labels=rules.order_labels,
+            pages_for_text=rules.pdf_pages_for_text,
+            max_pages=rules.pdf_max_pages,
+        )
+    return judge_xml(data, order_id)
+
+
+def _too_large(size: int, limit: int) -> FileError:
+    shown, allowed = _megabytes(size), _megabytes(limit)
+    if shown == allowed:  # just over the line: say it in bytes
+        shown, allowed = f"{size:,} bytes", f"{limit:,}"
+    return file_error("TooLarge", reason=f"{shown}, more than the {allowed} allowed")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB" if size < 10_000_000_000 else f"{size / 1e9:.1f} GB"
+
+
+def judge_bytes(file_name: str, order_id: str | None, data: bytes, rules: Rules | None = None) -> Verdict:
+    """`judge` on bytes in memory (tests, the `validate` command on small files)."""
+    return judge(file_name, order_id, io.BytesIO(data), len(data), rules or Rules())

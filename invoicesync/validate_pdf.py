@@ -1,0 +1,212 @@
+"""validate_pdf (core): bytes of a .pdf file -> verdict (bytes, pypdf, encryption, pages, order named).
+
+libraries.md §3, in this order:
+
+1. bytes: `%PDF-` within the first 1024 bytes with version 1.0-1.7 or 2.0; the last 1024 bytes end in
+   `%%EOF` (trailing whitespace and NULs allowed) and hold `startxref`. A cut-off file fails here.
+2. `pypdf.PdfReader(strict=False)`: any exception is InvalidPdf; `is_encrypted` (owner password only
+   too) and `DependencyError` (AES without `cryptography`) are EncryptedPdf.
+3. the page count: none is InvalidPdf, more than the cap is TooLarge. pypdf's work is bounded by the
+   size cap, the page cap and the number of pages whose text is read; no threads or signals here.
+   A page pypdf cannot find, or whose data pypdf itself calls damaged (PyPdfError, zlib), is InvalidPdf;
+   any other exception inside text extraction is pypdf tripping over an odd but valid font: no text.
+4. the order named: labelled numbers in the text of the first pages ("Order: X", "Bestellnummer X",
+   "N° de commande X") and the buyer's order reference of an embedded Factur-X/ZUGFeRD/UBL XML.
+   Scans have no text and layout splits words, so finding nothing is no verdict: only a positively
+   found other order (and the file's own order found nowhere) is OrderMismatch.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import re
+import zlib
+
+from pypdf import PdfReader
+from pypdf.errors import DependencyError, PyPdfError
+
+from invoicesync.messages import file_error
+from invoicesync.model import FileError, Verdict
+from invoicesync.validate_xml import embedded_order_refs, same_order
+
+# pypdf reports what it repairs as logging warnings; a verdict is our only output
+logging.getLogger("pypdf").setLevel(logging.CRITICAL)
+
+VERSIONS = frozenset({b"1.0", b"1.1", b"1.2", b"1.3", b"1.4", b"1.5", b"1.6", b"1.7", b"2.0"})
+TRAILING = b" \t\r\n\x0c\x00"
+MAX_ATTACHMENTS = 20
+DAMAGED = (PyPdfError, zlib.error)  # pypdf's own verdicts on the bytes, and broken compressed streams
+
+
+def byte_problem(data: bytes) -> str | None:
+    """Why the raw bytes cannot be a whole PDF, or None."""
+    head = data[:1024]
+    start = head.find(b"%PDF-")
+    if start < 0:
+        return "it does not start like a PDF"
+    version = head[start + 5 : start + 8]
+    if version not in VERSIONS or head[start + 8 : start + 9].isdigit():
+        shown = version.decode("ascii", "replace")
+        return f"it claims PDF version {shown}, which is not 1.0 to 1.7 or 2.0"
+    tail = data[-1024:]
+    if not tail.rstrip(TRAILING).endswith(b"%%EOF"):
+        return "it is cut off (the end of the file is missing)"
+    if b"startxref" not in tail:
+        return "it is cut off or damaged (its cross-reference pointer is missing)"
+    return None
+
+
+def judge_pdf(
+    data: bytes,
+    order_id: str | None,
+    *,
+    labels: tuple[str, ...],
+    pages_for_text: int,
+    max_pages: int,
+) -> Verdict:
+    """The verdict on the bytes of a .pdf file; never raises."""
+    try:
+        error, order_named = _check(data, order_id, labels, pages_for_text, max_pages)
+    except Exception as exc:  # whatever the bytes do to pypdf, the file gets a verdict
+        error = file_error(
+            "InvalidPdf", reason="its internal structure is broken", detail=f"{type(exc).__name__}: {exc}"
+        )
+        order_named = None
+    return Verdict(kind="pdf", error=error, order_named=order_named)
+
+
+def _invalid(reason: str, exc: BaseException | None = None) -> FileError:
+    detail = f"{type(exc).__name__}: {exc}" if exc is not None else None
+    return file_error("InvalidPdf", reason=reason, detail=detail)
+
+
+def _check(
+    data: bytes, order_id: str | None, labels: tuple[str, ...], pages_for_text: int, max_pages: int
+) -> tuple[FileError | None, str | None]:
+    problem = byte_problem(data)
+    if problem is not None:
+        return _invalid(problem), None
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        encrypted = reader.is_encrypted
+    except DependencyError as exc:
+        return file_error("EncryptedPdf", detail=f"{type(exc).__name__}: {exc}"), None
+    except Exception as exc:
+        return _invalid("its internal structure is broken", exc), None
+    if encrypted:
+        return file_error("EncryptedPdf"), None
+    try:
+        page_count = len(reader.pages)
+    except Exception as exc:
+        return _invalid("its list of pages is broken", exc), None
+    if page_count == 0:
+        return _invalid("it has no pages"), None
+    if page_count > max_pages:
+        return file_error(
+            "TooLarge", reason=f"it has {page_count:,} pages, more than the {max_pages:,} allowed"
+        ), None
+    text_refs: list[str] = []
+    for index in range(min(pages_for_text, page_count)):
+        try:
+            page = reader.pages[index]
+        except Exception as exc:
+            return _invalid(f"page {index + 1} cannot be found", exc), None
+        try:
+            text = page.extract_text()
+        except DAMAGED as exc:  # the page's data itself is corrupt
+            return _invalid(f"page {index + 1} cannot be read", exc), None
+        except Exception:  # pypdf tripping over an odd but valid font or layout: no text, no verdict
+            continue
+        text_refs.extend(labelled_orders(text, labels))
+    xml_refs = _attached_order_refs(reader)
+    return _order_decision(order_id, xml_refs, text_refs)
+
+
+def _attached_order_refs(reader: PdfReader) -> list[str]:
+    """Order references of embedded .xml files; a broken attachment names nothing (no verdict)."""
+    found: list[str] = []
+    try:
+        attachments = list(reader.attachments.items())[:MAX_ATTACHMENTS]
+    except Exception:
+        return found
+    for name, contents in attachments:
+        if not name.lower().endswith(".xml"):
+            continue
+        for content in contents[:MAX_ATTACHMENTS]:
+            try:
+                found.extend(embedded_order_refs(content))
+            except Exception:  # an odd embedded XML is not the PDF's verdict
+                continue
+    return found
+
+
+def _order_decision(
+    order_id: str | None, xml_refs: list[str], text_refs: list[str]
+) -> tuple[FileError | None, str | None]:
+    named = xml_refs + text_refs
+    if not named:
+        return None, None
+    if order_id is None:
+        return None, named[0]
+    wanted = order_id.strip().casefold()
+    for ref in xml_refs:
+        if same_order(ref, order_id):
+            return None, ref
+    for ref in text_refs:  # text layout may glue a neighbour's word on: containing the order is enough
+        if wanted and wanted in ref.casefold():
+            return None, ref
+    return file_error("OrderMismatch", named=named[0], order=order_id), named[0]
+
+
+# ---- labelled order numbers in text -----------------------------------------------------------
+
+_ISO_DATE = re.compile(r"^(?P<y>\d{4})[-./](?P<m>\d{1,2})[-./](?P<d>\d{1,2})$")
+_LOCAL_DATE = re.compile(r"^(?P<a>\d{1,2})[-./](?P<b>\d{1,2})[-./](?P<y>\d{2}|\d{4})$")
+_AMOUNT = re.compile(r"^\d{1,3}(?:[.,']\d{3})*[.,]\d{2}$|^\d{1,3}(?:[.,']\d{3})+$")
+
+
+def looks_like_date_or_amount(token: str) -> bool:
+    """ "01.03.2018", "2024-03-01", "3/1/24", "1.234,56", "120.00": a label's neighbour, not an order."""
+    iso = _ISO_DATE.match(token)
+    if iso is not None:
+        return 1 <= int(iso["m"]) <= 12 and 1 <= int(iso["d"]) <= 31
+    local = _LOCAL_DATE.match(token)
+    if local is not None:
+        a, b = int(local["a"]), int(local["b"])
+        return 1 <= min(a, b) <= 12 and 1 <= max(a, b) <= 31
+    return _AMOUNT.match(token) is not None
+
+
+def _label_regex(label: str) -> str:
+    words = [re.escape(word).replace("°", "[°º]") for word in label.split()]
+    return r"\s+".join(words)
+
+
+@functools.lru_cache(maxsize=8)
+def _label_pattern(labels: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = sorted({_label_regex(label) for label in labels if label.strip()}, key=len, reverse=True)
+    if not alternatives:
+        return re.compile(r"(?!x)x")  # no labels: never matches
+    return re.compile(
+        r"(?<![^\W\d_])(?:" + "|".join(alternatives) + r")(?![^\W\d_])"  # a label, not inside a word
+        r"[\s:#.\-\u2013]*"  # separators (\u2013: en dash)
+        r"(?:(?:n[°º]|no|nr|num(?:ber|[ée]ro)?)(?![^\W\d_])[\s:#.]*)?"  # "Nr.", "n°", "number"
+        r"(?P<number>[^\W_][\w\-/.]{2,63})",
+        re.IGNORECASE,
+    )
+
+
+def labelled_orders(text: str, labels: tuple[str, ...]) -> list[str]:
+    """Order numbers that follow one of `labels` in `text`: must hold a digit, not be a date/amount."""
+    found: list[str] = []
+    for match in _label_pattern(labels).finditer(text):
+        number = match["number"].rstrip(".-/")
+        if len(number) < 3 or not any(ch.isdigit() for ch in number):
+            continue
+        if looks_like_date_or_amount(number):
+            continue
+        if number not in found:
+            found.append(number)
+    return found
