@@ -1,0 +1,93 @@
+"""`invoicesync run` as a real subprocess against the sandbox: drop, wait, assert the folders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.badfiles import sample_pdf, sample_ubl
+from tests.conftest import wait_for
+from tests.e2e.conftest import REPO, Daemon, invoicesync
+from tests.harness import drop, files_in, leftovers, report, write_config
+
+
+def test_dropped_pdf_ends_in_sent_with_receipt(tmp_path: Path, start_daemon: Callable[[Path], Daemon]) -> None:
+    daemon = start_daemon(write_config(tmp_path))
+    root = tmp_path / "shop"
+    wait_for(lambda: "service_ready" in daemon.output(), timeout_seconds=30, what="daemon ready")
+    drop(root, "A1B2C3D4.pdf", sample_pdf("A1B2C3D4"))
+    receipt = root / "sent" / "A1B2C3D4.pdf.receipt.json"
+    wait_for(receipt.exists, timeout_seconds=20, what="receipt written")
+    assert json.loads(receipt.read_text())["outcome"] == "sent"
+    assert list((root / "outbox").iterdir()) == []
+    assert daemon.terminate() == 0
+
+
+def test_sigterm_stops_cleanly_and_restart_finishes_the_work(
+    tmp_path: Path, start_daemon: Callable[[Path], Daemon]
+) -> None:
+    config = write_config(tmp_path, processing_seconds=1.0)
+    root = tmp_path / "shop"
+    for n in range(30):
+        drop(root, f"TERM{n:04d}.{'pdf' if n % 2 else 'xml'}", sample_pdf(f"TERM{n:04d}") if n % 2 else sample_ubl(f"TERM{n:04d}"))
+    daemon = start_daemon(config)
+    wait_for(lambda: "batch_uploaded" in daemon.output(), timeout_seconds=30, what="an upload started")
+    assert daemon.terminate() == 0
+    assert "Traceback" not in daemon.output()
+    # Nothing half-done: no temp files anywhere, every file in exactly one place.
+    assert not [p for p in root.rglob(".*.tmp")]
+    placed = len(files_in(root, "sent")) + len(files_in(root, "failed")) + len(leftovers(root))
+    assert placed == 30
+    again = start_daemon(config)
+    wait_for(lambda: len(files_in(root, "sent")) == 30, timeout_seconds=60, what="all 30 sent after restart")
+    assert leftovers(root) == []
+    assert again.terminate() == 0
+
+
+def test_bad_name_goes_to_failed_with_invalid_file_name(tmp_path: Path, start_daemon: Callable[[Path], Daemon]) -> None:
+    start_daemon(write_config(tmp_path))
+    root = tmp_path / "shop"
+    drop(root, "scan 2026-11-25.pdf", sample_pdf("A1B2C3D4"))
+    wait_for((root / "failed" / "scan 2026-11-25.pdf.error.json").exists, timeout_seconds=20, what="error report")
+    assert report(root, "failed", "scan 2026-11-25.pdf")["error"]["code"] == "InvalidFileName"
+
+
+def test_second_daemon_on_the_same_state_dir_is_refused(tmp_path: Path, start_daemon: Callable[[Path], Daemon]) -> None:
+    config = write_config(tmp_path)
+    first = start_daemon(config)
+    wait_for(lambda: "service_ready" in first.output(), timeout_seconds=30, what="first daemon ready")
+    second = invoicesync("run", "-c", str(config), cwd=tmp_path)
+    assert second.returncode == 1
+    assert "already running" in second.stderr and "Traceback" not in second.stderr
+    once = invoicesync("once", "-c", str(config), cwd=tmp_path)
+    assert once.returncode == 1 and "already running" in once.stderr
+
+
+def test_example_config_passes_check(tmp_path: Path) -> None:
+    shutil.copy(REPO / "config.example.yaml", tmp_path / "config.example.yaml")
+    result = invoicesync("check", "-c", "config.example.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+
+
+def test_configuration_errors_exit_2_with_every_problem_and_no_secret(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "state_dir: ./state\noutboxes:\n  - name: x\n    root: ./r\n    octopia: {base_url: sandbox, seller_id: '1',"
+        " client_id: a, client_secret: TOPSECRET123}\n    batch: {max_files: many}\n    watch: {settle_secs: 3}\n"
+    )
+    result = invoicesync("check", "-c", str(config), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "outboxes[0].batch.max_files" in result.stderr and "outboxes[0].watch.settle_secs" in result.stderr
+    assert "TOPSECRET123" not in result.stderr + result.stdout and "Traceback" not in result.stderr
+
+
+def test_once_prints_a_summary_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path, orders=["SUMM0001"])
+    drop(tmp_path / "shop", "SUMM0001.pdf", sample_pdf("SUMM0001"))
+    drop(tmp_path / "shop", "SUMM0002.pdf", sample_pdf("SUMM0002"))
+    result = invoicesync("once", "-c", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "sent=1 failed=1 waiting=0"
