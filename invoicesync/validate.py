@@ -20,8 +20,9 @@ from typing import BinaryIO
 from invoicesync.messages import file_error
 from invoicesync.model import FileError, Verdict
 from invoicesync.validate_pdf import judge_pdf
-from invoicesync.validate_xml import SchemaUnavailable, judge_xml, looks_like_xml
-from invoicesync.validate_xml import self_test as _xsd_self_test
+from invoicesync.validate_xml import judge_xml, looks_like_xml
+from invoicesync.validate_xsd import SchemaUnavailable
+from invoicesync.validate_xsd import self_test as _xsd_self_test
 from invoicesync.validate_zip import check_archive
 
 __all__ = ["DEFAULT_ORDER_LABELS", "Rules", "SchemaUnavailable", "judge", "kind_of", "self_test", "sniff"]

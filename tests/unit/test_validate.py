@@ -11,7 +11,7 @@ from invoicesync.messages import TEXTS, file_error
 from invoicesync.model import Verdict
 from invoicesync.validate import Rules, judge, kind_of, self_test, sniff
 from invoicesync.validate_pdf import labelled_orders
-from invoicesync.validate_xml import explain_xsd_error
+from invoicesync.validate_xsd import explain_xsd_error
 from tests.badfiles import Case, catalogue, sample_facturx_pdf, sample_pdf, sample_ubl, zip_of
 
 ORDER = "A1B2C3"
