@@ -1,0 +1,142 @@
+"""marketplaces/http (shell): HTTP mechanics shared by marketplace adapters, nothing marketplace-specific.
+
+The client's timeouts and pool; readers for `Retry-After` and problem+json that never fail on an odd
+answer (empty, plain text, HTML); the stamina hook that honours `Retry-After` up to a cap; and the file
+wrapper that bounds a whole upload by a deadline (httpx's timeouts are per operation).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import BinaryIO
+
+import httpx
+
+# Write timeouts are per chunk and httpx has no total deadline: callers bound whole operations themselves.
+DEFAULT_TIMEOUT = httpx.Timeout(10, connect=5, write=60, pool=5)
+DEFAULT_LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=2)
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a `Retry-After` value (delay-seconds or an HTTP date); None if absent or odd."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" means UTC with no claim about the source zone
+        when = when.replace(tzinfo=UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def json_body(response: httpx.Response) -> object | None:
+    """The decoded JSON body, or None when there is none or it is not JSON."""
+    try:
+        return json.loads(response.content) if response.content else None
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+
+
+def is_problem(response: httpx.Response) -> bool:
+    """True for a JSON error object (problem+json or plain JSON), False for plain text, HTML or nothing."""
+    return "json" in response.headers.get("content-type", "").lower() and isinstance(
+        json_body(response), dict
+    )
+
+
+def parse_problem(response: httpx.Response) -> str:
+    """`title: detail (field: message; …)` of a problem+json body, else the raw body text (maybe empty)."""
+    body = json_body(response)
+    if not isinstance(body, dict):
+        return response.text
+    head = ": ".join(str(body[key]) for key in ("title", "detail") if body.get(key) not in (None, ""))
+    errors = body.get("errors")
+    if isinstance(errors, dict) and errors:
+        fields = "; ".join(f"{field}: {_messages(messages)}" for field, messages in errors.items())
+        head = f"{head} ({fields})" if head else fields
+    elif errors not in (None, "", [], {}):
+        head = f"{head} ({_messages(errors)})" if head else _messages(errors)
+    return head or response.text
+
+
+def _messages(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return " ".join(_messages(item) for item in value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+class Refused(Exception):
+    """An answer that did nothing (a 429; for a GET also a 5xx): safe to repeat after `retry_after` s."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.status_code = response.status_code
+        self.retry_after = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
+        self.problem = parse_problem(response)
+
+
+class DeadlinePassed(Exception):
+    """Raised from inside the upload stream when `request_deadline_seconds` ran out."""
+
+
+class DeadlineFile:
+    """A binary file httpx streams from, which stops the upload once the deadline has passed."""
+
+    def __init__(self, file: BinaryIO, *, deadline: float, clock: Callable[[], float]) -> None:
+        self._file, self._deadline, self._clock = file, deadline, clock
+
+    def read(self, size: int = -1) -> bytes:
+        if self._clock() > self._deadline:
+            raise DeadlinePassed("request deadline passed")
+        return self._file.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def fileno(self) -> int:  # lets httpx send a Content-Length from fstat
+        return self._file.fileno()
+
+
+# Failures before a connection carried anything: repeating an upload after them cannot duplicate it.
+NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def retry_hook(
+    *, cap_seconds: float, errors: tuple[type[Exception], ...]
+) -> Callable[[Exception], bool | float]:
+    """stamina `on=`: a `Refused` waits its `Retry-After` (over the cap: give up, the caller reports it);
+    `errors` are retried with backoff; anything else, our own exceptions included, is not retried."""
+
+    def on(exc: Exception) -> bool | float:
+        if isinstance(exc, Refused):
+            if exc.retry_after is None:
+                return True
+            return exc.retry_after if exc.retry_after <= cap_seconds else False
+        return isinstance(exc, errors) and not isinstance(exc, httpx.UnsupportedProtocol)
+
+    return on
+
+
+def describe(exc: Exception) -> str:
+    """An httpx error as `Type: text` (the text names the network failure, never a header or body)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
