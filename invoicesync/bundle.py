@@ -16,7 +16,8 @@ from invoicesync.model import BatchItem
 
 def build_bundle(items: Sequence[BatchItem], path: Path) -> Path:
     temp = path.with_name(f".{path.name}.tmp")
-    with zipfile.ZipFile(temp, "w", allowZip64=True) as archive:
+    # strict_timestamps=False: a file copied in with a pre-1980 mtime gets 1980-01-01 in the bundle
+    with zipfile.ZipFile(temp, "w", allowZip64=True, strict_timestamps=False) as archive:
         for item in items:
             method = zipfile.ZIP_DEFLATED if item.upload_name.lower().endswith(".xml") else zipfile.ZIP_STORED
             archive.write(item.path, arcname=item.upload_name, compress_type=method, compresslevel=6)

@@ -8,7 +8,6 @@ traceback; anything else gets one line, the traceback only at debug level.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import signal
@@ -17,7 +16,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import structlog
 
@@ -30,14 +28,20 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="invoicesync", description="Deliver invoice files to marketplace orders.")
+    parser = argparse.ArgumentParser(
+        prog="invoicesync", description="Deliver invoice files to marketplace orders."
+    )
     parser.add_argument("--version", action="version", version=f"invoicesync {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("-c", "--config", type=Path, help="configuration file (default: $INVOICESYNC_CONFIG, "
-                         "then /etc/invoicesync/config.yaml)")
+        sub.add_argument(
+            "-c",
+            "--config",
+            type=Path,
+            help="configuration file (default: $INVOICESYNC_CONFIG, then /etc/invoicesync/config.yaml)",
+        )
         return sub
 
     with_config("run", "run the daemon in the foreground (SIGTERM stops, SIGHUP reloads)")
@@ -47,15 +51,24 @@ def _parser() -> argparse.ArgumentParser:
     status = with_config("status", "show each outbox: waiting, in flight, sent and failed today")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
-    validate = commands.add_parser("validate", help="the verdict each file would get, without sending anything")
+    validate = commands.add_parser(
+        "validate", help="the verdict each file would get, without sending anything"
+    )
     validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    validate.add_argument("--order-id", help="regular expression with a group named `order` (default: the "
-                          "standard pattern, or the first outbox's with -c)")
-    validate.add_argument("-c", "--config", type=Path, help="take the order pattern and limits from this file")
+    validate.add_argument(
+        "--order-id",
+        help="regular expression with a group named `order` (default: the "
+        "standard pattern, or the first outbox's with -c)",
+    )
+    validate.add_argument(
+        "-c", "--config", type=Path, help="take the order pattern and limits from this file"
+    )
     validate.add_argument("--json", action="store_true", help="one JSON object per line")
 
     sandbox = commands.add_parser("sandbox", help="run the built-in Octopia simulator alone")
-    sandbox.add_argument("--port", type=int, default=8400, help="loopback port (default 8400; 0 = any free port)")
+    sandbox.add_argument(
+        "--port", type=int, default=8400, help="loopback port (default 8400; 0 = any free port)"
+    )
     sandbox.add_argument("-c", "--config", type=Path, help="take the `sandbox` section from this file")
     sandbox.add_argument("--orders", help="comma-separated order IDs it knows (default: all)")
     sandbox.add_argument("--processing-seconds", type=float)
@@ -63,7 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--rate-limit-rate", type=float, help="share of calls answered 429 + Retry-After")
     sandbox.add_argument("--slow-rate", type=float, help="share of answers slowed by --slow-seconds")
     sandbox.add_argument("--slow-seconds", type=float)
-    sandbox.add_argument("--drop-after-accept-rate", type=float, help="share of uploads accepted, then dropped")
+    sandbox.add_argument(
+        "--drop-after-accept-rate", type=float, help="share of uploads accepted, then dropped"
+    )
     sandbox.add_argument("--token-ttl-seconds", type=int)
     sandbox.add_argument("--refuse-tokens", action="store_true", help="refuse every token request")
     return parser
@@ -143,7 +158,7 @@ class _Progress:
     def __init__(self) -> None:
         self._last = ""
 
-    def __call__(self, tally: dict[str, Any]) -> None:
+    def __call__(self, tally: dict[str, int]) -> None:
         line = f"in progress={tally['waiting']} sent={tally['sent']} failed={tally['failed']}"
         if line != self._last:
             sys.stderr.write(f"\r{line}\x1b[K")

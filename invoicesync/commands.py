@@ -7,17 +7,20 @@ Each takes parsed arguments and settings and returns an exit code; errors are ra
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import sqlite3
 import sys
-from datetime import datetime, time as day_time
+from datetime import datetime
+from datetime import time as day_time
 from pathlib import Path
 from typing import Any
 
 from invoicesync.config import SANDBOX, Config
 from invoicesync.errors import InvoicesyncError, ServiceError
+from invoicesync.model import FileError
 from invoicesync.naming import DEFAULT_ORDER_PATTERN, is_ignored, order_id_of
 from invoicesync.outbox import Folders
 from invoicesync.sandbox import Sandbox
@@ -51,10 +54,15 @@ def check(config: Config, *, online: bool) -> int:
             notes.append(f"outbox {box.name!r}: {box.root} is on {fs_type}; watching by polling")
             if box.watch.settle_seconds < 10:
                 notes.append(
-                    f"warning: outbox {box.name!r}: settle_seconds {box.watch.settle_seconds:g} is short for a "
+                    f"warning: outbox {box.name!r}: settle_seconds {box.watch.settle_seconds:g} is short "
+                    "for a "
                     "network share (attribute caches hold sizes for seconds); 10 or more is safer"
                 )
-        devices = {folder.stat().st_dev for folder in (folders.outbox, folders.sent, folders.failed) if folder.exists()}
+        devices = {
+            folder.stat().st_dev
+            for folder in (folders.outbox, folders.sent, folders.failed)
+            if folder.exists()
+        }
         if len(devices) > 1:
             problems.append(f"outbox {box.name!r}: outbox/, sent/ and failed/ are not on one filesystem")
     if online and not problems:
@@ -64,7 +72,10 @@ def check(config: Config, *, online: bool) -> int:
                 marketplace = make_marketplace(box, sandbox)
                 try:
                     marketplace.check_online()
-                    notes.append(f"outbox {box.name!r}: token obtained from {'the sandbox' if box.octopia.base_url == SANDBOX else box.octopia.token_url}")
+                    notes.append(
+                        f"outbox {box.name!r}: token obtained from "
+                        f"{'the sandbox' if box.octopia.base_url == SANDBOX else box.octopia.token_url}"
+                    )
                 except InvoicesyncError as exc:
                     problems.append(f"outbox {box.name!r}: {exc}")
                 finally:
@@ -86,10 +97,8 @@ def check(config: Config, *, online: bool) -> int:
 def status(config: Config, *, as_json: bool) -> int:
     journal_path = config.state_dir / JOURNAL_NAME
     live: dict[str, Any] = {}
-    try:
+    with contextlib.suppress(OSError, ValueError):
         live = json.loads((config.state_dir / STATUS_NAME).read_text())
-    except (OSError, ValueError):
-        pass
     midnight = datetime.combine(datetime.now().date(), day_time()).astimezone()
     rows: list[dict[str, Any]] = []
     db = sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True) if journal_path.exists() else None
@@ -104,8 +113,10 @@ def status(config: Config, *, as_json: bool) -> int:
         return EXIT_OK
     for row in rows:
         since = f" (oldest since {row['in_flight_since']})" if row["in_flight_since"] else ""
-        print(f"{row['outbox']}: waiting={row['waiting']} in_flight={row['in_flight']}{since} "
-              f"sent_today={row['sent_today']} failed_today={row['failed_today']}")
+        print(
+            f"{row['outbox']}: waiting={row['waiting']} in_flight={row['in_flight']}{since} "
+            f"sent_today={row['sent_today']} failed_today={row['failed_today']}"
+        )
         if row["paused"]:
             print(f"  PAUSED: {row['paused']}")
         if row["last_error"]:
@@ -114,7 +125,12 @@ def status(config: Config, *, as_json: bool) -> int:
 
 
 def _outbox_status(
-    name: str, root: Path, ignore: tuple[str, ...], db: sqlite3.Connection | None, midnight: datetime, live: dict[str, Any]
+    name: str,
+    root: Path,
+    ignore: tuple[str, ...],
+    db: sqlite3.Connection | None,
+    midnight: datetime,
+    live: dict[str, Any],
 ) -> dict[str, Any]:
     try:
         with os.scandir(root / "outbox") as entries:
@@ -125,12 +141,17 @@ def _outbox_status(
     since: str | None = None
     if db is not None:
         in_flight = db.execute(
-            "SELECT COUNT(*) FROM items WHERE outbox = ? AND state != 'finished' AND state != 'container'", (name,)
+            "SELECT COUNT(*) FROM items WHERE outbox = ? AND state != 'finished' AND state != 'container'",
+            (name,),
         ).fetchone()[0]
         oldest = db.execute(
             "SELECT MIN(sent_at) FROM batches WHERE outbox = ? AND state != 'done'", (name,)
         ).fetchone()[0]
-        since = None if oldest is None else datetime.fromtimestamp(oldest).astimezone().isoformat(timespec="seconds")
+        since = (
+            None
+            if oldest is None
+            else datetime.fromtimestamp(oldest).astimezone().isoformat(timespec="seconds")
+        )
         for outcome, count in db.execute(
             "SELECT outcome, COUNT(*) FROM items WHERE outbox = ? AND state = 'finished' AND finished_at >= ?"
             " AND NOT (ext = 'zip' AND origin_id IS NULL) GROUP BY outcome",
@@ -159,8 +180,10 @@ def validate(args: argparse.Namespace) -> int:
     if args.config is not None:
         box = load_config(args.config).outboxes[0]
         pattern = box.files.order_id
-        rules = Rules(max_bytes=box.files.max_bytes) if box.files.order_labels is None else Rules(
-            max_bytes=box.files.max_bytes, order_labels=box.files.order_labels
+        rules = (
+            Rules(max_bytes=box.files.max_bytes)
+            if box.files.order_labels is None
+            else Rules(max_bytes=box.files.max_bytes, order_labels=box.files.order_labels)
         )
     if args.order_id:
         pattern = _compile(args.order_id)
@@ -182,6 +205,7 @@ def _verdict(path: Path, pattern: Any, rules: Rules) -> dict[str, Any]:
 
     order_id = order_id_of(path.name, pattern)
     base: dict[str, Any] = {"file": str(path), "order_id": order_id}
+    error: FileError | None
     if path.is_symlink() or (path.exists() and not path.is_file()):
         error = messages.file_error("NotARegularFile")
     elif not path.exists():
@@ -202,8 +226,14 @@ def _verdict(path: Path, pattern: Any, rules: Rules) -> dict[str, Any]:
             error = messages.file_error("Unreadable", reason=f" ({exc.strerror})")
     if error is None:
         return {**base, "verdict": "ok"}
-    return {**base, "verdict": "failed", "code": error.code, "message": error.message, "hint": error.hint,
-            "detail": error.detail}
+    return {
+        **base,
+        "verdict": "failed",
+        "code": error.code,
+        "message": error.message,
+        "hint": error.hint,
+        "detail": error.detail,
+    }
 
 
 def sandbox(args: argparse.Namespace, config: Config | None) -> int:
@@ -215,8 +245,15 @@ def sandbox(args: argparse.Namespace, config: Config | None) -> int:
     changes: dict[str, Any] = {}
     if args.orders:
         changes["orders"] = frozenset(order.strip() for order in args.orders.split(",") if order.strip())
-    for flag in ("processing_seconds", "error_rate", "rate_limit_rate", "slow_rate", "slow_seconds",
-                 "drop_after_accept_rate", "token_ttl_seconds"):
+    for flag in (
+        "processing_seconds",
+        "error_rate",
+        "rate_limit_rate",
+        "slow_rate",
+        "slow_seconds",
+        "drop_after_accept_rate",
+        "token_ttl_seconds",
+    ):
         value = getattr(args, flag)
         if value is not None:
             changes[flag] = value

@@ -23,13 +23,22 @@ from pathlib import Path
 
 import structlog
 
-from invoicesync import failures
 from invoicesync.bundle import build_bundle
 from invoicesync.errors import OutboxBlocked, RejectedError, TransientError, UnknownOutcome
 from invoicesync.journal import BatchRow, Journal
-from invoicesync.lifecycle import Finished, Flight, FlightItem, GiveUp, PollAgain, advance
+from invoicesync.lifecycle import Finished, Flight, FlightItem, GiveUp, Lost, PollAgain, advance
 from invoicesync.marketplaces import Marketplace
-from invoicesync.model import Batch, BatchItem, Endpoint, FileResult, ImportSnapshot, ItemOutcome, Stage, Submission
+from invoicesync.messages import file_error
+from invoicesync.model import (
+    Batch,
+    BatchItem,
+    Endpoint,
+    FileResult,
+    ImportSnapshot,
+    ItemOutcome,
+    Stage,
+    Submission,
+)
 from invoicesync.naming import CONTENT_TYPES, upload_name
 from invoicesync.outbox import Folders
 from invoicesync.plan import PlanItem, plan_batches
@@ -108,10 +117,13 @@ class Delivery:
                     self._pause(str(exc))
                 except TransientError as exc:
                     self._note_error(f"{exc}")
-                    attempt = row.poll_attempt + 1
-                    self.journal.batch_wait(
-                        row.batch_id, state=row.state, next_attempt_at=now + self._retry_delay(attempt, exc)
-                    )
+                    delay = self._retry_delay(row.poll_attempt + 1, exc.retry_after_seconds)
+                    self.journal.batch_wait(row.batch_id, state=row.state, next_attempt_at=now + delay)
+                except Exception as exc:  # one batch's local trouble must not stop the others
+                    self.log.exception("batch_step_failed", batch_id=row.batch_id, state=row.state)
+                    self._note_error(f"batch {row.batch_id}: {exc}")
+                    delay = self._retry_delay(row.poll_attempt + 1, None)
+                    self.journal.batch_wait(row.batch_id, state=row.state, next_attempt_at=now + delay)
                 row = self.journal.batch(row.batch_id) or row
             if row.state != "done":
                 at = max(row.next_attempt_at, self.paused_until if row.state != "submitted" else 0.0)
@@ -139,7 +151,9 @@ class Delivery:
             for item in self.journal.batch_items(row.batch_id)
             if item.state == "batched"
         )
-        bundle_path = self.bundle_dir / f"{row.bundle_name}.zip" if row.endpoint == Endpoint.BULK_IMPORT else None
+        bundle_path = (
+            self.bundle_dir / f"{row.bundle_name}.zip" if row.endpoint == Endpoint.BULK_IMPORT else None
+        )
         return Batch(
             batch_id=row.batch_id,
             bundle_name=row.bundle_name,
@@ -164,7 +178,7 @@ class Delivery:
             return
         except RejectedError as exc:
             self.log.warning("upload_rejected", batch_id=row.batch_id, status=exc.status_code)
-            error = failures.rejected(exc.detail, exc.marketplace_code, exc.status_code)
+            error = file_error("Rejected", detail=exc.detail, marketplace_code=exc.marketplace_code)
             self._record(row, [ItemOutcome(item.item_id, Stage.UPLOAD, error) for item in batch.items], None)
             return
         self._resume()
@@ -190,7 +204,9 @@ class Delivery:
     def _reconcile(self, row: BatchRow) -> None:
         """An upload with no answer: adopt the import if the marketplace has it, re-send if surely not."""
         sent_at = row.sent_at or row.created_at
-        found = self.marketplace.find_lost(self._batch(row), sent_after=datetime.fromtimestamp(sent_at).astimezone())
+        found = self.marketplace.find_lost(
+            self._batch(row), sent_after=datetime.fromtimestamp(sent_at).astimezone()
+        )
         if found is not None:
             self.log.info("lost_upload_found", batch_id=row.batch_id, import_id=found.import_id)
             self._submitted(row, found)
@@ -198,7 +214,9 @@ class Delivery:
             self.log.info("lost_upload_absent", batch_id=row.batch_id)
             self.journal.batch_wait(row.batch_id, state="planned", next_attempt_at=self.wall())
         else:
-            self.journal.batch_wait(row.batch_id, state="uploading", next_attempt_at=sent_at + LOST_GRACE_SECONDS)
+            self.journal.batch_wait(
+                row.batch_id, state="uploading", next_attempt_at=sent_at + LOST_GRACE_SECONDS
+            )
 
     def _poll(self, row: BatchRow) -> None:
         assert row.import_id is not None  # submitted batches always carry one
@@ -212,7 +230,9 @@ class Delivery:
             batch_id=row.batch_id,
             bundle_name=row.bundle_name,
             import_id=row.import_id or snapshot.import_id,
-            items=tuple(FlightItem(i.item_id, upload_name(i.order_id or "", i.ext)) for i in items),
+            items=tuple(
+                FlightItem(i.item_id, upload_name(i.order_id or "", i.ext), i.order_id) for i in items
+            ),
             submitted_at=row.submitted_at or self.wall(),
             poll_attempt=row.poll_attempt,
         )
@@ -227,6 +247,11 @@ class Delivery:
         match step:
             case PollAgain(at=at, attempt=attempt):
                 self.journal.set_next_poll(row.batch_id, at=at, attempt=attempt, raw=snapshot.raw)
+            case Lost():
+                self.log.warning(
+                    "import_unknown_to_marketplace", batch_id=row.batch_id, import_id=flight.import_id
+                )
+                self.journal.batch_wait(row.batch_id, state="uploading", next_attempt_at=self.wall())
             case Finished(outcomes=outcomes) | GiveUp(outcomes=outcomes):
                 results = _entries_by_item(flight, snapshot)
                 self._record(row, list(outcomes), snapshot, results)
@@ -274,9 +299,9 @@ class Delivery:
         self.last_error = message
 
     @staticmethod
-    def _retry_delay(attempt: int, exc: TransientError) -> float:
-        if exc.retry_after_seconds is not None:
-            return min(exc.retry_after_seconds, RETRY_MAX_SECONDS)
+    def _retry_delay(attempt: int, retry_after_seconds: float | None) -> float:
+        if retry_after_seconds is not None:
+            return min(retry_after_seconds, RETRY_MAX_SECONDS)
         return float(min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** min(attempt, 20)))
 
 
@@ -295,4 +320,7 @@ def _entries_by_item(flight: Flight, snapshot: ImportSnapshot) -> dict[str, dict
 
 
 def _matches(entry: FileResult, item: FlightItem, bundle_name: str) -> bool:
-    return entry.name in (None, bundle_name) and (entry.file_name or "").casefold() == item.upload_name.casefold()
+    return (
+        entry.name in (None, bundle_name)
+        and (entry.file_name or "").casefold() == item.upload_name.casefold()
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import stat as stat_module
 import uuid
@@ -20,8 +21,9 @@ from pathlib import Path
 
 import structlog
 
-from invoicesync import archive, failures
+from invoicesync import archive
 from invoicesync.journal import ItemRow, Journal
+from invoicesync.messages import file_error
 from invoicesync.model import FileError, Stage
 from invoicesync.naming import order_id_of, split_extension
 from invoicesync.outbox import CLAIM_SEPARATOR, Folders
@@ -42,7 +44,7 @@ class Intake:
     folders: Folders
     journal: Journal
     rules: Rules
-    order_pattern: object  # re.Pattern[str]
+    order_pattern: re.Pattern[str]
     settle_seconds: float
     empty_after_seconds: float
     monotonic: Callable[[], float]
@@ -70,7 +72,8 @@ class Intake:
         self.seen = settled.seen
         self.next_check_at = settled.next_check_at
         self.waiting_empty = sum(
-            1 for name, seen in settled.seen.items()
+            1
+            for name, seen in settled.seen.items()
             if seen.stat.size == 0 and seen.stat.kind is Kind.FILE and name not in settled.empty_expired
         )
         claims = []
@@ -100,9 +103,7 @@ class Intake:
                 self.log.info("file_claimed", item_id=claim["item_id"], file=claim["file_name"])
         for claim in claims:
             if claim["file_name"] in expired:
-                self.journal.decide(
-                    claim["item_id"], stage=Stage.VALIDATION, error=failures.empty_file(self.empty_after_seconds)
-                )
+                self.journal.decide(claim["item_id"], stage=Stage.VALIDATION, error=file_error("EmptyFile"))
         return len(claims)
 
     def adopt(self) -> int:
@@ -141,41 +142,66 @@ class Intake:
             info = path.lstat()
         except FileNotFoundError:
             self.log.error("claimed_file_missing", item_id=item.item_id, file=item.file_name)
-            self.journal.decide(item.item_id, stage=Stage.VALIDATION, error=failures.unreadable("file vanished"))
+            self._fail(item, file_error("Unreadable", reason=": it vanished from .processing/"))
             return
         if not stat_module.S_ISREG(info.st_mode):
-            kind = "symbolic link" if stat_module.S_ISLNK(info.st_mode) else "special file (FIFO, socket or device)"
-            self._fail(item, failures.not_a_regular_file(kind))
+            what = (
+                "a symbolic link"
+                if stat_module.S_ISLNK(info.st_mode)
+                else "a special file (FIFO, socket or device)"
+            )
+            self._fail(item, file_error("NotARegularFile", what=what))
             return
-        order_id = order_id_of(item.file_name, self.order_pattern)  # type: ignore[arg-type]  # a compiled pattern
-        kind = kind_of(item.file_name)
-        if kind == "zip" and item.origin_id is None:
+        if kind_of(item.file_name) == "zip" and item.origin_id is None:
             self._open_archive(item, path, info.st_size)
             return
-        if order_id is None:
-            self._fail(item, failures.invalid_file_name(item.file_name), size=info.st_size)
-            return
-        if info.st_size > self.rules.max_bytes:
-            self._fail(item, failures.too_large(info.st_size, self.rules.max_bytes), order_id=order_id, size=info.st_size)
+        order_id = order_id_of(item.file_name, self.order_pattern)
+        if info.st_size > self.rules.max_bytes:  # refused before reading it at all
+            reason = f"{info.st_size:,} bytes, above the limit of {self.rules.max_bytes:,} (files.max_bytes)"
+            self._fail(item, file_error("TooLarge", reason=reason), order_id=order_id, size=info.st_size)
             return
         try:
             with open(path, "rb") as stream:
                 sha256 = hashlib.file_digest(stream, "sha256").hexdigest()
                 stream.seek(0)
-                verdict = judge(item.file_name, order_id, stream, info.st_size, self.rules)
+                verdict = (
+                    None
+                    if order_id is None
+                    else judge(item.file_name, order_id, stream, info.st_size, self.rules)
+                )
         except OSError as exc:
-            self._fail(item, failures.unreadable(exc.strerror or str(exc)), order_id=order_id, size=info.st_size)
+            reason = f" ({exc.strerror or exc})"
+            self._fail(item, file_error("Unreadable", reason=reason), order_id=order_id, size=info.st_size)
             return
-        if verdict.error is not None:
+        if order_id is None:
+            self._fail(
+                item,
+                file_error("InvalidFileName", reason=f" ({item.file_name!r})"),
+                order_id=order_id,
+                size=info.st_size,
+                sha256=sha256,
+            )
+            return
+        if verdict is not None and verdict.error is not None:
             self._fail(item, verdict.error, order_id=order_id, size=info.st_size, sha256=sha256)
             return
         earlier = self.journal.delivered_before(self.outbox_name, order_id, sha256)
         if earlier is not None:
-            error = failures.duplicate(earlier.import_id, earlier.finished_at or earlier.received_at)
+            when = (earlier.finished_at or earlier.received_at)[:10]
+            error = file_error(
+                "Duplicate",
+                order=order_id,
+                earlier=f" on {when} (import {earlier.import_id})",
+                detail=f"earlier import {earlier.import_id}",
+            )
             self._fail(item, error, order_id=order_id, size=info.st_size, sha256=sha256)
             return
-        self.journal.mark_ready(item.item_id, order_id=order_id, size=info.st_size, sha256=sha256, ready_at=self.wall())
-        self.log.info("file_ready", item_id=item.item_id, file=item.file_name, order_id=order_id, sha256=sha256)
+        self.journal.mark_ready(
+            item.item_id, order_id=order_id, size=info.st_size, sha256=sha256, ready_at=self.wall()
+        )
+        self.log.info(
+            "file_ready", item_id=item.item_id, file=item.file_name, order_id=order_id, sha256=sha256
+        )
 
     def _fail(
         self,
@@ -186,7 +212,9 @@ class Intake:
         size: int | None = None,
         sha256: str | None = None,
     ) -> None:
-        self.journal.decide(item.item_id, stage=Stage.VALIDATION, error=error, order_id=order_id, size=size, sha256=sha256)
+        self.journal.decide(
+            item.item_id, stage=Stage.VALIDATION, error=error, order_id=order_id, size=size, sha256=sha256
+        )
         self.log.info("file_refused", item_id=item.item_id, file=item.file_name, code=error.code)
 
     def _open_archive(self, item: ItemRow, path: Path, size: int) -> None:

@@ -156,7 +156,9 @@ class Journal:
         self._db.execute("PRAGMA busy_timeout=30000")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(f"the journal {path} was written by a newer invoicesync (schema {version})")
+            raise sqlite3.DatabaseError(
+                f"the journal {path} was written by a newer invoicesync (schema {version})"
+            )
         self._db.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -184,7 +186,8 @@ class Journal:
             for claim in claims:
                 seq += 1
                 db.execute(
-                    "INSERT OR IGNORE INTO items (item_id, seq, outbox, host, file_name, claim_name, origin_id,"
+                    "INSERT OR IGNORE INTO items (item_id, seq, outbox, host, file_name, claim_name,"
+                    " origin_id,"
                     " ext, state, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         claim["item_id"],
@@ -255,8 +258,15 @@ class Journal:
                 "UPDATE items SET state = 'decided', stage = ?, error = ?, outcome = ?,"
                 " order_id = COALESCE(?, order_id), size = COALESCE(?, size), sha256 = COALESCE(?, sha256)"
                 " WHERE item_id = ? AND state IN ('claimed', 'ready', 'container')",
-                (stage.value, _error_json(error), "sent" if error is None else "failed",
-                 order_id, size, sha256, item_id),
+                (
+                    stage.value,
+                    _error_json(error),
+                    "sent" if error is None else "failed",
+                    order_id,
+                    size,
+                    sha256,
+                    item_id,
+                ),
             )
 
     def set_dest(self, item_id: str, dest_name: str) -> None:
@@ -331,12 +341,15 @@ class Journal:
                 (sent_at, batch_id),
             )
 
-    def batch_submitted(self, batch_id: str, *, import_id: str, raw: dict[str, Any], submitted_at: float) -> None:
+    def batch_submitted(
+        self, batch_id: str, *, import_id: str, raw: dict[str, Any], submitted_at: float
+    ) -> None:
         """The import ID, journaled the moment it arrives."""
         with self._write() as db:
             db.execute(
-                "UPDATE batches SET state = 'submitted', import_id = ?, raw = ?, submitted_at = ?,"
-                " next_attempt_at = ?, poll_attempt = 0 WHERE batch_id = ?",
+                "UPDATE batches SET state = 'submitted', import_id = ?, raw = ?,"
+                " submitted_at = COALESCE(submitted_at, ?), next_attempt_at = ?, poll_attempt = 0"
+                " WHERE batch_id = ?",
                 (import_id, json.dumps(raw, ensure_ascii=False), submitted_at, submitted_at, batch_id),
             )
             db.execute("UPDATE items SET import_id = ? WHERE batch_id = ?", (import_id, batch_id))
@@ -345,7 +358,8 @@ class Journal:
         """Back to `planned` (try again) or stay `uploading` (look the upload up) at a later time."""
         with self._write() as db:
             db.execute(
-                "UPDATE batches SET state = ?, next_attempt_at = ?, poll_attempt = poll_attempt + 1 WHERE batch_id = ?",
+                "UPDATE batches SET state = ?, next_attempt_at = ?, poll_attempt = poll_attempt + 1"
+                " WHERE batch_id = ?",
                 (state, next_attempt_at, batch_id),
             )
 

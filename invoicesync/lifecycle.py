@@ -1,6 +1,7 @@
 """lifecycle (core): an import in flight + what the marketplace said + `now` -> the next step.
 
-`advance(flight, seen, now)` returns `PollAgain(at)`, `Finished(outcomes)` or `GiveUp(outcomes)`.
+`advance(flight, seen, now)` returns `PollAgain(at)`, `Finished(outcomes)`, `GiveUp(outcomes)` or
+`Lost()` (the marketplace no longer knows the import: the upload is looked up again).
 The marketplace's per-file results are matched to our items by the part name we gave the bundle
 (`name`) and the name the marketplace saw (`fileName`). While the import runs, a missing entry
 means nothing (`files[]` grows); once it is terminal, a file with no entry was not delivered.
@@ -11,13 +12,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from invoicesync.model import FileError, FileResult, FileStatus, ImportSnapshot, ItemOutcome, Stage
+from invoicesync.messages import file_error
+from invoicesync.model import (
+    FileError,
+    FileResult,
+    FileStatus,
+    ImportSnapshot,
+    ImportStatus,
+    ItemOutcome,
+    Stage,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class FlightItem:
     item_id: str
     upload_name: str  # "<order>.<ext>"
+    order_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +57,16 @@ class GiveUp:
     outcomes: tuple[ItemOutcome, ...]
 
 
-Step = PollAgain | Finished | GiveUp
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """The marketplace does not know the import: look the upload up, re-send only if surely absent."""
+
+
+Step = PollAgain | Finished | GiveUp | Lost
 
 
 def poll_delay(attempt: int, *, first_seconds: float, max_seconds: float) -> float:
-    """first, 2×first, 4×first … capped at max_seconds."""
+    """first, 2 x first, 4 x first … capped at max_seconds."""
     return float(min(max_seconds, first_seconds * (2 ** min(attempt, 30))))
 
 
@@ -67,38 +83,18 @@ def _result_for(item: FlightItem, bundle_name: str, files: Sequence[FileResult])
     return None
 
 
-def import_failed(entry: FileResult | None) -> FileError:
+def import_failed(entry: FileResult | None, order_id: str | None = None) -> FileError:
     if entry is None:
-        return FileError(
-            code="ImportFailed",
-            message="The marketplace finished the import without returning a result for this file.",
-            hint="Put the file back in outbox/ to send it again; if it fails again, contact marketplace support.",
-        )
-    code = entry.error_code or "Unknown"
-    return FileError(
-        code="ImportFailed",
-        message=f"The marketplace refused this invoice ({code}).",
-        hint=_IMPORT_HINTS.get(code, "Read the marketplace's detail, fix the file, then put it back in outbox/."),
-        detail=entry.error_detail,
-        marketplace_code=entry.error_code,
+        return file_error("ImportFailed", order=order_id, detail="no result returned for this file")
+    return file_error(
+        "ImportFailed", order=order_id, detail=entry.error_detail, marketplace_code=entry.error_code
     )
-
-
-_IMPORT_HINTS = {
-    "OrderNotFound": "Check that the file name is the marketplace's order ID, rename it, then put it back in outbox/.",
-    "InvalidFileName": "Rename the file to the order ID (e.g. SCID01210525142759UT8E.pdf), then put it back.",
-    "InvalidFileFormat": "Export the invoice again from the ERP as a PDF or UBL XML, then put it back in outbox/.",
-}
 
 
 def import_timeout(give_up_after_seconds: float) -> FileError:
     hours = give_up_after_seconds / 3600
     span = f"{hours:g} hours" if hours >= 1 else f"{give_up_after_seconds:g} seconds"
-    return FileError(
-        code="ImportTimeout",
-        message=f"The marketplace was still processing this invoice after {span}.",
-        hint="Check on the marketplace whether the invoice is attached before sending it again.",
-    )
+    return file_error("ImportTimeout", waited=f" (still processing after {span})")
 
 
 def advance(
@@ -117,11 +113,13 @@ def advance(
             if entry is not None and entry.status is FileStatus.SUCCESS:
                 outcomes.append(ItemOutcome(item.item_id, Stage.IMPORT))
             else:
-                outcomes.append(ItemOutcome(item.item_id, Stage.IMPORT, import_failed(entry)))
+                outcomes.append(ItemOutcome(item.item_id, Stage.IMPORT, import_failed(entry, item.order_id)))
         return Finished(tuple(outcomes))
     if now - flight.submitted_at >= give_up_after_seconds:
         error = import_timeout(give_up_after_seconds)
         return GiveUp(tuple(ItemOutcome(item.item_id, Stage.IMPORT, error) for item in flight.items))
+    if seen.status is ImportStatus.MISSING:
+        return Lost()
     delay = poll_delay(flight.poll_attempt, first_seconds=first_seconds, max_seconds=max_seconds)
     at = min(now + delay, flight.submitted_at + give_up_after_seconds)
     return PollAgain(at=at, attempt=flight.poll_attempt + 1)

@@ -127,10 +127,22 @@ TEXTS: dict[str, Text] = {
 }
 
 
+# The marketplace's own code, where it tells the person what to do better than the generic hint.
+MARKETPLACE_HINTS: dict[str, str] = {
+    "OrderNotFound": "Check that the file name is the marketplace's order ID, rename the file, "
+    "then put it back in outbox/.",
+    "InvalidFileName": "Rename the file to the marketplace order ID "
+    "(for example SCID01210525142759UT8E.pdf), "
+    "then put it back in outbox/.",
+    "InvalidFileFormat": "Export the invoice again from the ERP as a PDF or UBL 2.1 XML, "
+    "then put it back in outbox/.",
+}
+
+
 class _Fields(dict[str, str]):
     """Named fields for a template; an absent one becomes its code's default (or a neutral '?')."""
 
-    def __init__(self, given: dict[str, str], defaults: tuple[tuple[str, str], ...]) -> None:
+    def __init__(self, given: dict[str, str | None], defaults: tuple[tuple[str, str], ...]) -> None:
         super().__init__(defaults)
         self.update({key: value for key, value in given.items() if value is not None})
 
@@ -143,7 +155,7 @@ def file_error(
     *,
     detail: str | None = None,
     marketplace_code: str | None = None,
-    **fields: str,
+    **fields: str | None,
 ) -> FileError:
     """The FileError for `code`, its message filled from `fields` and its hint attached."""
     text = TEXTS.get(code)
@@ -156,6 +168,5 @@ def file_error(
             marketplace_code=marketplace_code,
         )
     message = text.message.format_map(_Fields(fields, text.defaults))
-    return FileError(
-        code=code, message=message, hint=text.hint, detail=detail, marketplace_code=marketplace_code
-    )
+    hint = MARKETPLACE_HINTS.get(marketplace_code or "", text.hint)
+    return FileError(code=code, message=message, hint=hint, detail=detail, marketplace_code=marketplace_code)

@@ -32,6 +32,7 @@ class ImportStatus(StrEnum):
     PARTIAL_SUCCESS = "PartialSuccess"
     FAILURE = "Failure"
     UNKNOWN = "Unknown"  # an answer we do not recognise: counts as still running
+    MISSING = "Missing"  # the marketplace does not know the import (404): look it up, re-send if absent
 
     @property
     def is_terminal(self) -> bool:

@@ -86,7 +86,9 @@ class Folders:
             )
         for folder in (self.outbox, self.sent, self.failed, self.processing):
             folder.mkdir(parents=True, exist_ok=True)
-        devices = {folder: folder.stat().st_dev for folder in (self.outbox, self.sent, self.failed, self.processing)}
+        devices = {
+            folder: folder.stat().st_dev for folder in (self.outbox, self.sent, self.failed, self.processing)
+        }
         if len(set(devices.values())) != 1:
             listed = ", ".join(str(folder) for folder in devices)
             raise ServiceError(f"{listed} must all be on one filesystem so files can be moved atomically.")
@@ -109,7 +111,13 @@ class Folders:
                         self._subfolders_logged.add(entry.name)
                         new_subfolders.append(entry.name)
                     continue
-                kind = Kind.FILE if stat_module.S_ISREG(mode) else Kind.SYMLINK if stat_module.S_ISLNK(mode) else Kind.OTHER
+                kind = (
+                    Kind.FILE
+                    if stat_module.S_ISREG(mode)
+                    else Kind.SYMLINK
+                    if stat_module.S_ISLNK(mode)
+                    else Kind.OTHER
+                )
                 listing[entry.name] = Stat(info.st_size, info.st_mtime_ns, info.st_ino, kind)
         return listing, new_subfolders
 
@@ -134,7 +142,9 @@ class Folders:
         with os.scandir(self.processing) as entries:
             return sorted(entry.name for entry in entries if not entry.name.startswith("."))
 
-    def finish(self, claim_path: Path, dest_dir: Path, dest_name: str, sidecar: str, report: dict[str, Any]) -> None:
+    def finish(
+        self, claim_path: Path, dest_dir: Path, dest_name: str, sidecar: str, report: dict[str, Any]
+    ) -> None:
         """Sidecar first (atomic), then the move; repeating after a crash at any point is safe."""
         write_json_atomic(dest_dir / sidecar, report)
         target = dest_dir / dest_name
@@ -150,7 +160,7 @@ class Folders:
         number = 1
         while True:
             candidate = numbered(name, number)
-            if not (dest_dir / candidate).exists() and not (dest_dir / f"{candidate}{sidecar_suffix}").exists():
-                if not (dest_dir / candidate).is_symlink():
-                    return candidate
+            taken = (dest_dir / candidate).exists() or (dest_dir / candidate).is_symlink()
+            if not taken and not (dest_dir / f"{candidate}{sidecar_suffix}").exists():
+                return candidate
             number += 1

@@ -40,7 +40,9 @@ def sidecar_name(dest_name: str, error: FileError | None) -> str:
     return f"{dest_name}.receipt.json" if error is None else f"{dest_name}.error.json"
 
 
-def build_report(facts: ReportFacts, *, finished_at: datetime, entries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def build_report(
+    facts: ReportFacts, *, finished_at: datetime, entries: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The sidecar for one file; `entries` lists a dropped ZIP's files and their outcomes."""
     error = facts.error
     report: dict[str, Any] = {

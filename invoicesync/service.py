@@ -54,7 +54,8 @@ def acquire_lock(state_dir: Path) -> IO[str]:
     except BlockingIOError:
         handle.close()
         raise ServiceError(
-            f"Another invoicesync is already running on {state_dir}; stop it first (only one may use a state directory)."
+            f"Another invoicesync is already running on {state_dir}; stop it first "
+            "(only one may use a state directory)."
         ) from None
     handle.seek(0)
     handle.truncate()
@@ -120,7 +121,7 @@ class Service:
         *,
         once: bool = False,
         notifier: Notifier | None = None,
-        on_progress: Callable[[str, Any], None] | None = None,
+        on_progress: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
         self.config = config
         self.once = once
@@ -164,8 +165,10 @@ class Service:
     def tally(self) -> dict[str, int]:
         sent = sum(loop.worker.tally.sent for loop in self._loops)
         failed = sum(loop.worker.tally.failed for loop in self._loops)
-        waiting = sum(len(loop.journal.open_items(loop.worker.name)) + loop.worker.intake.waiting_empty
-                      for loop in self._loops)
+        waiting = sum(
+            len(loop.journal.open_items(loop.worker.name)) + loop.worker.intake.waiting_empty
+            for loop in self._loops
+        )
         return {"sent": sent, "failed": failed, "waiting": waiting}
 
     def blocked_outboxes(self) -> list[str]:
@@ -179,19 +182,24 @@ class Service:
         for box in self.config.outboxes:
             self._loops.append(self._build(box))
         for loop in self._loops:
-            loop.thread = threading.Thread(target=self._run_loop, args=(loop,), name=f"outbox-{loop.worker.name}", daemon=True)
+            loop.thread = threading.Thread(
+                target=self._run_loop, args=(loop,), name=f"outbox-{loop.worker.name}", daemon=True
+            )
             loop.thread.start()
 
     def _build(self, box: OutboxSettings) -> Loop:
         folders = Folders(box.root, self.host, ignore=box.files.ignore)
         folders.prepare()
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
         journal = Journal(self.config.state_dir / JOURNAL_NAME)
         bundle_dir = self.config.state_dir / "bundles"
         bundle_dir.mkdir(parents=True, exist_ok=True)
         marketplace = make_marketplace(box, self._sandbox)
         log = self.log.bind(outbox=box.name)
-        rules = Rules(max_bytes=box.files.max_bytes) if box.files.order_labels is None else Rules(
-            max_bytes=box.files.max_bytes, order_labels=box.files.order_labels
+        rules = (
+            Rules(max_bytes=box.files.max_bytes)
+            if box.files.order_labels is None
+            else Rules(max_bytes=box.files.max_bytes, order_labels=box.files.order_labels)
         )
         intake = Intake(
             outbox_name=box.name,

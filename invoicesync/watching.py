@@ -8,6 +8,7 @@ would kill watchdog's dispatcher thread for good.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,10 +50,8 @@ class _Wake(FileSystemEventHandler):
         self._watcher = watcher
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        try:
+        with contextlib.suppress(Exception):  # an exception here would kill watchdog's thread for good
             self._watcher.on_event()
-        except Exception:  # noqa: BLE001  # an exception here would kill watchdog's thread
-            pass
 
 
 class Watcher:

@@ -30,8 +30,12 @@ def write_config(
         box: dict[str, Any] = {
             "name": name,
             "root": str(root),
-            "octopia": {"base_url": "sandbox", "seller_id": "98979", "client_id": "test-client",
-                        "client_secret": "s3cret-value-for-tests"},
+            "octopia": {
+                "base_url": "sandbox",
+                "seller_id": "98979",
+                "client_id": "test-client",
+                "client_secret": "s3cret-value-for-tests",
+            },
             "watch": {"mode": "poll", "settle_seconds": 0.2, "poll_seconds": 0.1, "rescan_seconds": 5},
             "batch": {"max_files": 200, "max_bytes": "50MB", "max_wait_seconds": 0.2},
             "poll": {"first_seconds": 0.1, "max_seconds": 0.5, "give_up_after": "1h"},
@@ -84,7 +88,9 @@ def files_in(root: Path, folder: str) -> list[str]:
     path = root / folder
     if not path.exists():
         return []
-    return sorted(p.name for p in path.iterdir() if not p.name.endswith(".json") and not p.name.startswith("."))
+    return sorted(
+        p.name for p in path.iterdir() if not p.name.endswith(".json") and not p.name.startswith(".")
+    )
 
 
 def leftovers(root: Path) -> list[str]:
@@ -92,5 +98,7 @@ def leftovers(root: Path) -> list[str]:
     found = [p.name for p in (root / "outbox").iterdir()] if (root / "outbox").exists() else []
     processing = root / ".processing"
     if processing.exists():
-        found += [str(p.relative_to(processing)) for p in processing.rglob("*") if p.is_file() or p.is_symlink()]
+        found += [
+            str(p.relative_to(processing)) for p in processing.rglob("*") if p.is_file() or p.is_symlink()
+        ]
     return found

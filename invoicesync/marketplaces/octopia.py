@@ -315,7 +315,7 @@ class OctopiaMarketplace:
             return snapshot if snapshot.import_id else dataclasses.replace(snapshot, import_id=import_id)
         if response.status_code == 404 and is_problem(response):
             raw = {"httpStatus": 404, "body": json_body(response)}
-            return ImportSnapshot(import_id, ImportStatus.UNKNOWN, (), raw=raw)
+            return ImportSnapshot(import_id, ImportStatus.MISSING, (), raw=raw)
         self._raise_blocked(response)
         raise TransientError(
             f"Octopia answered {response.status_code} to polling import {import_id}: "

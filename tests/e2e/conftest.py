@@ -14,10 +14,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def invoicesync(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def invoicesync(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "invoicesync", *args],
-        cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -27,7 +33,10 @@ class Daemon:
         self._log = open(self.log_path, "w")  # noqa: SIM115  # closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "invoicesync", "run", "-c", str(config)],
-            cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, text=True,
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
 
     def output(self) -> str:

@@ -13,7 +13,9 @@ from tests.e2e.conftest import REPO, Daemon, invoicesync
 from tests.harness import drop, files_in, leftovers, report, write_config
 
 
-def test_dropped_pdf_ends_in_sent_with_receipt(tmp_path: Path, start_daemon: Callable[[Path], Daemon]) -> None:
+def test_dropped_pdf_ends_in_sent_with_receipt(
+    tmp_path: Path, start_daemon: Callable[[Path], Daemon]
+) -> None:
     daemon = start_daemon(write_config(tmp_path))
     root = tmp_path / "shop"
     wait_for(lambda: "service_ready" in daemon.output(), timeout_seconds=30, what="daemon ready")
@@ -31,7 +33,11 @@ def test_sigterm_stops_cleanly_and_restart_finishes_the_work(
     config = write_config(tmp_path, processing_seconds=1.0)
     root = tmp_path / "shop"
     for n in range(30):
-        drop(root, f"TERM{n:04d}.{'pdf' if n % 2 else 'xml'}", sample_pdf(f"TERM{n:04d}") if n % 2 else sample_ubl(f"TERM{n:04d}"))
+        drop(
+            root,
+            f"TERM{n:04d}.{'pdf' if n % 2 else 'xml'}",
+            sample_pdf(f"TERM{n:04d}") if n % 2 else sample_ubl(f"TERM{n:04d}"),
+        )
     daemon = start_daemon(config)
     wait_for(lambda: "batch_uploaded" in daemon.output(), timeout_seconds=30, what="an upload started")
     assert daemon.terminate() == 0
@@ -46,15 +52,21 @@ def test_sigterm_stops_cleanly_and_restart_finishes_the_work(
     assert again.terminate() == 0
 
 
-def test_bad_name_goes_to_failed_with_invalid_file_name(tmp_path: Path, start_daemon: Callable[[Path], Daemon]) -> None:
+def test_bad_name_goes_to_failed_with_invalid_file_name(
+    tmp_path: Path, start_daemon: Callable[[Path], Daemon]
+) -> None:
     start_daemon(write_config(tmp_path))
     root = tmp_path / "shop"
     drop(root, "scan 2026-11-25.pdf", sample_pdf("A1B2C3D4"))
-    wait_for((root / "failed" / "scan 2026-11-25.pdf.error.json").exists, timeout_seconds=20, what="error report")
+    wait_for(
+        (root / "failed" / "scan 2026-11-25.pdf.error.json").exists, timeout_seconds=20, what="error report"
+    )
     assert report(root, "failed", "scan 2026-11-25.pdf")["error"]["code"] == "InvalidFileName"
 
 
-def test_second_daemon_on_the_same_state_dir_is_refused(tmp_path: Path, start_daemon: Callable[[Path], Daemon]) -> None:
+def test_second_daemon_on_the_same_state_dir_is_refused(
+    tmp_path: Path, start_daemon: Callable[[Path], Daemon]
+) -> None:
     config = write_config(tmp_path)
     first = start_daemon(config)
     wait_for(lambda: "service_ready" in first.output(), timeout_seconds=30, what="first daemon ready")
@@ -75,8 +87,9 @@ def test_example_config_passes_check(tmp_path: Path) -> None:
 def test_configuration_errors_exit_2_with_every_problem_and_no_secret(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text(
-        "state_dir: ./state\noutboxes:\n  - name: x\n    root: ./r\n    octopia: {base_url: sandbox, seller_id: '1',"
-        " client_id: a, client_secret: TOPSECRET123}\n    batch: {max_files: many}\n    watch: {settle_secs: 3}\n"
+        "state_dir: ./state\noutboxes:\n  - name: x\n    root: ./r\n"
+        "    octopia: {base_url: sandbox, seller_id: '1', client_id: a, client_secret: TOPSECRET123}\n"
+        "    batch: {max_files: many}\n    watch: {settle_secs: 3}\n"
     )
     result = invoicesync("check", "-c", str(config), cwd=tmp_path)
     assert result.returncode == 2

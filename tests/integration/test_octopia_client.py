@@ -664,14 +664,14 @@ class TestPoll:
             market.poll(IMPORT_ID)
         assert len(requests_to(httpserver, f"{IMPORTS}/{IMPORT_ID}")) == 3
 
-    def test_404_problem_is_an_unknown_snapshot_keeping_the_body(
+    def test_404_problem_is_a_missing_snapshot_keeping_the_body(
         self, httpserver: HTTPServer, market: OctopiaMarketplace
     ) -> None:
         httpserver.expect_request(f"{IMPORTS}/{IMPORT_ID}").respond_with_response(
             problem(404, "Not Found", "Unknown importId.")
         )
         snapshot = market.poll(IMPORT_ID)
-        assert (snapshot.import_id, snapshot.status, snapshot.files) == (IMPORT_ID, ImportStatus.UNKNOWN, ())
+        assert (snapshot.import_id, snapshot.status, snapshot.files) == (IMPORT_ID, ImportStatus.MISSING, ())
         assert snapshot.raw["body"]["detail"] == "Unknown importId."
 
     def test_403_blocks_the_outbox(self, httpserver: HTTPServer, market: OctopiaMarketplace) -> None:

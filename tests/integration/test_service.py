@@ -120,10 +120,18 @@ def test_sandbox_attached_what_was_sent(tmp_path: Path) -> None:
     """The receipt's import is the one the sandbox attached to the order."""
     from invoicesync.sandbox import Sandbox, SandboxOptions
 
-    with Sandbox.start(SandboxOptions(processing_seconds=0.1, client_id="test-client",
-                                      client_secret="s3cret-value-for-tests", seller_id="98979")) as sandbox:
-        config = load(tmp_path, outbox_overrides={"octopia": {"base_url": sandbox.base_url,
-                                                              "token_url": sandbox.token_url}})
+    with Sandbox.start(
+        SandboxOptions(
+            processing_seconds=0.1,
+            client_id="test-client",
+            client_secret="s3cret-value-for-tests",
+            seller_id="98979",
+        )
+    ) as sandbox:
+        config = load(
+            tmp_path,
+            outbox_overrides={"octopia": {"base_url": sandbox.base_url, "token_url": sandbox.token_url}},
+        )
         drop(tmp_path / "shop", "ATTA0001.pdf", sample_pdf("ATTA0001"))
         run_once(config)
         receipt = report(tmp_path / "shop", "sent", "ATTA0001.pdf")
@@ -153,7 +161,7 @@ def test_slowly_written_file_is_not_claimed_before_it_is_complete(tmp_path: Path
             target = root / "outbox" / "SLOW0001.pdf"
             for chunk_start in range(0, len(data), 200):
                 with open(target, "ab") as stream:
-                    stream.write(data[chunk_start:chunk_start + 200])
+                    stream.write(data[chunk_start : chunk_start + 200])
                 worker.tick(woken=True)
                 clock[0] += 3.0  # less than settle_seconds between two writes
                 assert (root / "outbox" / "SLOW0001.pdf").exists(), "claimed while still growing"

@@ -18,11 +18,18 @@ def test_running_import_polls_again_with_backoff() -> None:
 
 
 def test_partial_success_fails_only_refused_files() -> None:
-    step = advance(FLIGHT, snap(
-        ImportStatus.PARTIAL_SUCCESS,
-        FileResult("box-b1", "ORDER1.pdf", "ORDER1", FileStatus.SUCCESS),
-        FileResult("box-b1", "ORDER2.xml", "ORDER2", FileStatus.FAILURE, "OrderNotFound", "Order — unknown"),
-    ), 10.0, **KW)
+    step = advance(
+        FLIGHT,
+        snap(
+            ImportStatus.PARTIAL_SUCCESS,
+            FileResult("box-b1", "ORDER1.pdf", "ORDER1", FileStatus.SUCCESS),
+            FileResult(
+                "box-b1", "ORDER2.xml", "ORDER2", FileStatus.FAILURE, "OrderNotFound", "Order — unknown"
+            ),
+        ),
+        10.0,
+        **KW,
+    )
     assert isinstance(step, Finished)
     first, second = step.outcomes
     assert first.delivered
@@ -31,15 +38,23 @@ def test_partial_success_fails_only_refused_files() -> None:
 
 
 def test_missing_entry_in_terminal_import_is_a_failure() -> None:
-    step = advance(FLIGHT, snap(ImportStatus.SUCCESS, FileResult("box-b1", "ORDER1.pdf", None, FileStatus.SUCCESS)),
-                   1.0, **KW)
+    step = advance(
+        FLIGHT,
+        snap(ImportStatus.SUCCESS, FileResult("box-b1", "ORDER1.pdf", None, FileStatus.SUCCESS)),
+        1.0,
+        **KW,
+    )
     assert isinstance(step, Finished)
     assert step.outcomes[1].error is not None
 
 
 def test_entries_of_another_bundle_do_not_count() -> None:
-    step = advance(FLIGHT, snap(ImportStatus.SUCCESS, FileResult("other", "ORDER1.pdf", None, FileStatus.SUCCESS)),
-                   1.0, **KW)
+    step = advance(
+        FLIGHT,
+        snap(ImportStatus.SUCCESS, FileResult("other", "ORDER1.pdf", None, FileStatus.SUCCESS)),
+        1.0,
+        **KW,
+    )
     assert isinstance(step, Finished) and not step.outcomes[0].delivered
 
 

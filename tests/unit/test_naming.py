@@ -32,8 +32,19 @@ def test_erp_pattern_extracts_the_order() -> None:
 
 
 def test_temporary_and_system_names_are_ignored() -> None:
-    for name in [".hidden", "~$A1B2C3.pdf", "A1B2C3.pdf.part", "x.TMP", "Thumbs.db", "DESKTOP.INI",
-                 ".DS_Store", "._A1B2C3.pdf", "@eaDir", "A1.filepart", "A1.crdownload"]:
+    for name in [
+        ".hidden",
+        "~$A1B2C3.pdf",
+        "A1B2C3.pdf.part",
+        "x.TMP",
+        "Thumbs.db",
+        "DESKTOP.INI",
+        ".DS_Store",
+        "._A1B2C3.pdf",
+        "@eaDir",
+        "A1.filepart",
+        "A1.crdownload",
+    ]:
         assert is_ignored(name), name
     assert not is_ignored("A1B2C3.pdf")
     assert is_ignored("A1B2C3.bak", ["*.BAK"])
@@ -50,7 +61,10 @@ def test_any_name_gives_an_order_or_none(name: str) -> None:
     assert result is None or re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{3,63}", result)
 
 
-@given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{3,20}", fullmatch=True), st.integers(2, 999),
-       st.sampled_from(["pdf", "xml", "PDF"]))
+@given(
+    st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{3,20}", fullmatch=True),
+    st.integers(2, 999),
+    st.sampled_from(["pdf", "xml", "PDF"]),
+)
 def test_suffix_round_trip(order: str, number: int, ext: str) -> None:
     assert order_id_of(numbered(f"{order}.{ext}", number)) == order
