@@ -44,8 +44,11 @@ def check(config: Config, *, online: bool) -> int:
         problems.append(f"state_dir {state_dir} is not writable")
     for box in config.outboxes:
         folders = Folders(box.root, "check")
+        if not box.root.exists():
+            notes.append(f"outbox {box.name!r}: root {box.root} does not exist yet; it is created at start")
+            continue
         if not box.root.is_dir():
-            problems.append(f"outbox {box.name!r}: root {box.root} does not exist")
+            problems.append(f"outbox {box.name!r}: root {box.root} is not a folder")
             continue
         if not os.access(box.root, os.W_OK | os.X_OK):
             problems.append(f"outbox {box.name!r}: root {box.root} is not writable")

@@ -78,12 +78,16 @@ class Folders:
     def processing(self) -> Path:
         return self.root / ".processing" / self.host
 
-    def prepare(self) -> None:
-        """Create the missing folders and check they share one filesystem (renames must be atomic)."""
+    def prepare(self) -> bool:
+        """At start-up: create the missing folders (the root too, on a first run) and check they share one
+        filesystem, since renames must be atomic. True when the root itself had to be created."""
+        created = not self.root.exists()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ServiceError(f"The outbox root {self.root} cannot be created: {exc.strerror}.") from None
         if not self.root.is_dir():
-            raise ServiceError(
-                f"The outbox root {self.root} does not exist or is not a folder; create it or fix `root`."
-            )
+            raise ServiceError(f"The outbox root {self.root} is not a folder; fix `root`.")
         for folder in (self.outbox, self.sent, self.failed, self.processing):
             folder.mkdir(parents=True, exist_ok=True)
         devices = {
@@ -92,6 +96,7 @@ class Folders:
         if len(set(devices.values())) != 1:
             listed = ", ".join(str(folder) for folder in devices)
             raise ServiceError(f"{listed} must all be on one filesystem so files can be moved atomically.")
+        return created
 
     def scan(self) -> tuple[dict[str, Stat], list[str]]:
         """Names in outbox/ worth watching with their lstat, and sub-folders not seen before."""

@@ -189,7 +189,8 @@ class Service:
 
     def _build(self, box: OutboxSettings) -> Loop:
         folders = Folders(box.root, self.host, ignore=box.files.ignore)
-        folders.prepare()
+        if folders.prepare():
+            self.log.info("outbox_root_created", outbox=box.name, root=str(box.root))
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         journal = Journal(self.config.state_dir / JOURNAL_NAME)
         bundle_dir = self.config.state_dir / "bundles"
