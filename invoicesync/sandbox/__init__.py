@@ -1,0 +1,145 @@
+"""sandbox (shell): the built-in Octopia simulator, a real HTTP server on a loopback port.
+
+Tests, `base_url: sandbox` and `invoicesync sandbox` all use it:
+
+```python
+with Sandbox.start(SandboxOptions(orders=frozenset({"A1B2C3"}), processing_seconds=0.2)) as sandbox:
+    sandbox.base_url      # http://127.0.0.1:PORT/seller/v2
+    sandbox.token_url     # http://127.0.0.1:PORT/auth/realms/maas/protocol/openid-connect/token
+    sandbox.documents("A1B2C3")
+```
+
+It implements octopia.md "Shapes the sandbox implements": `server` (threads, sockets, writing answers),
+`api` (routes, token and seller checks, faults: request in, response out), `multipart` (strict, streaming
+body parsing), `checks` (per-file verdicts), `imports` (imports progressing with the clock, attached
+documents), `state` (options, tokens, fault draws, counters). The same data the methods below
+return is served without auth at `GET /_sandbox/orders/{orderId}`, `/_sandbox/received`, `/_sandbox/stats`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from invoicesync.sandbox.api import (
+    API,
+    ROUTE_BULK,
+    ROUTE_GET,
+    ROUTE_LIST,
+    ROUTE_ORDER,
+    ROUTE_TOKEN,
+    TOKEN_PATH,
+)
+from invoicesync.sandbox.server import SandboxHTTPServer
+from invoicesync.sandbox.state import SandboxState
+
+__all__ = [
+    "ROUTE_BULK",
+    "ROUTE_GET",
+    "ROUTE_LIST",
+    "ROUTE_ORDER",
+    "ROUTE_TOKEN",
+    "Sandbox",
+    "SandboxOptions",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxOptions:
+    orders: frozenset[str] | None = None  # None = every syntactically valid order exists
+    processing_seconds: float = 2.0  # how long an import stays Running
+    client_id: str | None = None  # expected credentials; None = accept any non-empty
+    client_secret: str | None = None
+    seller_id: str | None = None  # expected SellerId header; None = any of [A-Za-z0-9_-]{1,64}
+    token_ttl_seconds: int = 7200  # expires_in of issued tokens; tokens really expire after it
+    error_rate: float = 0.0  # share of API calls answered 500/503 (half of 503s empty) before doing anything
+    rate_limit_rate: float = 0.0  # share answered 429 + Retry-After (seconds and HTTP-date forms alternate)
+    retry_after_seconds: float = 1.0
+    slow_rate: float = 0.0  # share of answers delayed by slow_seconds
+    slow_seconds: float = 2.0
+    drop_after_accept_rate: float = 0.0  # share of accepted uploads: import created, then no answer at all
+    refuse_tokens: bool = False  # token endpoint answers 401 to everyone
+    max_files_per_request: int = 1000  # more (ZIP entries counted one by one) -> 400 with errors.files
+    seed: int | None = None  # for reproducible fault draws
+
+
+DEFAULT_OPTIONS = SandboxOptions()
+
+
+class Sandbox:
+    """A running sandbox; `start` it, use it, `stop` it (or use it as a context manager)."""
+
+    def __init__(self, server: SandboxHTTPServer, state: SandboxState) -> None:
+        self._server = server
+        self._state = state
+        host, port = server.server_address[:2]
+        origin = f"http://{host!s}:{port}"
+        self.base_url = origin + API
+        self.token_url = origin + TOKEN_PATH
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="sandbox", daemon=True
+        )
+
+    @classmethod
+    def start(
+        cls, options: SandboxOptions = DEFAULT_OPTIONS, *, host: str = "127.0.0.1", port: int = 0
+    ) -> Sandbox:
+        state = SandboxState(options)
+        sandbox = cls(SandboxHTTPServer((host, port), state), state)
+        sandbox._thread.start()
+        return sandbox
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections and wake slowed answers; safe to call twice."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self._state.stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._server.close_connections()
+        self._thread.join(timeout=5)
+
+    def serve_forever(self) -> None:
+        """Block until `stop()` is called (from another thread) or Ctrl-C, then stop."""
+        try:
+            while not self._stopped.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    def set_options(self, options: SandboxOptions) -> None:
+        """Change faults or credentials while running; imports and tokens are kept."""
+        self._state.set_options(options)
+
+    @property
+    def options(self) -> SandboxOptions:
+        return self._state.options
+
+    def documents(self, order_id: str) -> list[dict[str, Any]]:
+        """What is attached to the order now: [{"fileName", "sha256", "size", "importId"}]."""
+        return self._state.store.documents(order_id)
+
+    def received(self) -> list[dict[str, Any]]:
+        """Every file received in accepted uploads, in order, ZIP entries one row each."""
+        return self._state.store.received()
+
+    def stats(self) -> dict[str, Any]:
+        """{"token_requests": n, "requests": {route: n}, "faults": {kind: n}, "imports": n}."""
+        return self._state.stats()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
