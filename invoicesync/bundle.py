@@ -21,5 +21,7 @@ def build_bundle(items: Sequence[BatchItem], path: Path) -> Path:
         for item in items:
             method = zipfile.ZIP_DEFLATED if item.upload_name.lower().endswith(".xml") else zipfile.ZIP_STORED
             archive.write(item.path, arcname=item.upload_name, compress_type=method, compresslevel=6)
+    with open(temp, "rb") as written:
+        os.fsync(written.fileno())  # a bundle renamed into place is complete, even after a power cut
     os.replace(temp, path)
     return path

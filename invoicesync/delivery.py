@@ -25,7 +25,7 @@ import structlog
 
 from invoicesync.bundle import build_bundle
 from invoicesync.errors import OutboxBlocked, RejectedError, TransientError, UnknownOutcome
-from invoicesync.journal import BatchRow, Journal
+from invoicesync.journal import BatchRow, ItemRow, Journal
 from invoicesync.lifecycle import Finished, Flight, FlightItem, GiveUp, Lost, PollAgain, advance
 from invoicesync.marketplaces import Marketplace
 from invoicesync.messages import file_error
@@ -91,7 +91,13 @@ class Delivery:
             flush=flush,
         )
         self.next_deadline = plan.next_deadline
+        by_id = {row.item_id: row for row in ready}
         for planned in plan.batches:
+            # Checked here, just before sending, so that two identical drops waiting on each other
+            # (per-order ordering) cannot both go: the second finds the first delivered.
+            items = [item for item in planned.items if not self._duplicate(by_id[item.item_id])]
+            if not items:
+                continue
             batch_id = uuid.uuid4().hex[:16]
             self.journal.create_batch(
                 batch_id=batch_id,
@@ -99,9 +105,25 @@ class Delivery:
                 bundle_name=f"{self.outbox_name[:24]}-{batch_id}",
                 endpoint=planned.endpoint.value,
                 order_id=planned.order_id,
-                item_ids=[item.item_id for item in planned.items],
+                item_ids=[item.item_id for item in items],
                 now=self.wall(),
             )
+
+    def _duplicate(self, item: ItemRow) -> bool:
+        """Bytes already delivered to the same order fail as Duplicate, naming the earlier import."""
+        earlier = self.journal.delivered_before(self.outbox_name, item.order_id or "", item.sha256 or "")
+        if earlier is None:
+            return False
+        when = (earlier.finished_at or earlier.received_at)[:10]
+        error = file_error(
+            "Duplicate",
+            order=item.order_id,
+            earlier=f" on {when} (import {earlier.import_id})",
+            detail=f"earlier import {earlier.import_id}",
+        )
+        self.journal.decide(item.item_id, stage=Stage.VALIDATION, error=error)
+        self.log.info("file_refused", item_id=item.item_id, file=item.file_name, code="Duplicate")
+        return True
 
     # -- the open batches, each at its own time ----------------------------------------------
 

@@ -26,7 +26,7 @@ from invoicesync.journal import ItemRow, Journal
 from invoicesync.messages import file_error
 from invoicesync.model import FileError, Stage
 from invoicesync.naming import order_id_of, split_extension
-from invoicesync.outbox import CLAIM_SEPARATOR, Folders
+from invoicesync.outbox import CLAIM_SEPARATOR, Folders, fsync_dir
 from invoicesync.settle import NOTHING_SEEN, Kind, Seen, settle
 from invoicesync.validate import Rules, judge, kind_of
 
@@ -98,6 +98,8 @@ class Intake:
         if len(settled.ready) + len(expired) > MAX_CLAIMS_PER_CYCLE:
             self.next_check_at = now  # more to take: come back at once
         if claims:
+            fsync_dir(self.folders.processing)  # the renames are durable before the journal says so
+            fsync_dir(self.folders.outbox)
             self.journal.record_claims(claims)
             for claim in claims:
                 self.log.info("file_claimed", item_id=claim["item_id"], file=claim["file_name"])
@@ -185,17 +187,6 @@ class Intake:
         if verdict is not None and verdict.error is not None:
             self._fail(item, verdict.error, order_id=order_id, size=info.st_size, sha256=sha256)
             return
-        earlier = self.journal.delivered_before(self.outbox_name, order_id, sha256)
-        if earlier is not None:
-            when = (earlier.finished_at or earlier.received_at)[:10]
-            error = file_error(
-                "Duplicate",
-                order=order_id,
-                earlier=f" on {when} (import {earlier.import_id})",
-                detail=f"earlier import {earlier.import_id}",
-            )
-            self._fail(item, error, order_id=order_id, size=info.st_size, sha256=sha256)
-            return
         self.journal.mark_ready(
             item.item_id, order_id=order_id, size=info.st_size, sha256=sha256, ready_at=self.wall()
         )
@@ -252,8 +243,7 @@ class Intake:
                     "received_at": item.received_at,
                 }
             )
-        self.journal.record_claims(claims)
-        self.journal.mark_container(item.item_id, size=size, sha256=sha256)
+        self.journal.record_claims(claims, container=(item.item_id, size, sha256))
         self.log.info("archive_opened", item_id=item.item_id, file=item.file_name, entries=len(claims))
 
     def _now_iso(self) -> str:

@@ -177,11 +177,21 @@ class Journal:
 
     # -- items -------------------------------------------------------------------------------
 
-    def record_claims(self, claims: Iterable[dict[str, Any]]) -> None:
+    def record_claims(
+        self, claims: Iterable[dict[str, Any]], *, container: tuple[str, int, str] | None = None
+    ) -> None:
         """Journal claimed files (already renamed into .processing/) in one transaction.
         Each dict: item_id, outbox, host, file_name, claim_name, ext, received_at, origin_id?,
-        and optionally state (default 'claimed')."""
+        and optionally state (default 'claimed'). `container` (item_id, size, sha256): the dropped
+        ZIP these entries came from becomes a container in the same transaction, so a crash can
+        never leave entries journaled under a ZIP that would be unpacked again."""
         with self._write() as db:
+            if container is not None:
+                container_id, size, sha256 = container
+                db.execute(
+                    "UPDATE items SET state = 'container', size = ?, sha256 = ? WHERE item_id = ?",
+                    (size, sha256, container_id),
+                )
             seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]
             for claim in claims:
                 seq += 1
@@ -233,13 +243,6 @@ class Journal:
                 "UPDATE items SET state = 'ready', order_id = ?, size = ?, sha256 = ?, ready_at = ?"
                 " WHERE item_id = ? AND state = 'claimed'",
                 (order_id, size, sha256, ready_at, item_id),
-            )
-
-    def mark_container(self, item_id: str, *, size: int, sha256: str) -> None:
-        with self._write() as db:
-            db.execute(
-                "UPDATE items SET state = 'container', size = ?, sha256 = ? WHERE item_id = ?",
-                (size, sha256, item_id),
             )
 
     def decide(

@@ -1,0 +1,125 @@
+"""Crash safety: no file lost and none sent twice, whatever moment the daemon dies."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from invoicesync.sandbox import Sandbox, SandboxOptions
+from tests.badfiles import sample_pdf, sample_ubl
+from tests.conftest import wait_for
+from tests.e2e.conftest import Daemon, invoicesync
+from tests.e2e.killloop import run_kill_loop
+from tests.harness import drop, files_in, leftovers, report, write_config
+
+
+@pytest.mark.timeout(600)
+def test_sigkill_loop_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -> None:
+    outcome = run_kill_loop(tmp_path, files=500, kills=8, seed=3)
+    assert outcome.leftovers == []
+    assert (outcome.lost, outcome.duplicated, outcome.bad_sidecars) == (0, 0, 0), outcome
+    assert outcome.sent + outcome.failed == outcome.dropped == 500
+    assert outcome.received_twice == []
+
+
+def _sandbox_config(tmp_path: Path, sandbox: Sandbox, **overrides: dict[str, object]) -> Path:
+    """A config whose outbox talks to `sandbox` (started by the test, so the test can read it)."""
+    octopia = {"base_url": sandbox.base_url, "token_url": sandbox.token_url}
+    return write_config(tmp_path, outbox_overrides={"octopia": octopia, **overrides})
+
+
+def test_lost_answers_are_found_not_resent(tmp_path: Path) -> None:
+    options = SandboxOptions(processing_seconds=0.2, drop_after_accept_rate=0.3, seed=7)
+    with Sandbox.start(options) as sandbox:
+        config = _sandbox_config(tmp_path, sandbox, batch={"max_files": 10, "max_wait_seconds": 0.1})
+        root = tmp_path / "shop"
+        for n in range(200):
+            order = f"LOST{n:04d}"
+            drop(root, f"{order}.pdf", sample_pdf(order))
+        result = invoicesync("once", "-c", str(config), cwd=tmp_path, timeout=300)
+        assert result.returncode == 0, result.stderr
+        received = sandbox.received()
+        dropped = sandbox.stats()["faults"].get("drop_after_accept", 0)
+    assert dropped >= 3, "the fault never fired: the test proves nothing"
+    assert len(files_in(root, "sent")) == 200 and files_in(root, "failed") == []
+    counts = Counter((entry["orderId"], entry["sha256"]) for entry in received)
+    assert max(counts.values()) == 1 and len(counts) == 200
+    assert "lost_upload_found" in result.stdout
+
+
+def test_correction_dropped_while_the_first_is_running_stays_attached(tmp_path: Path) -> None:
+    with Sandbox.start(SandboxOptions(processing_seconds=1.5)) as sandbox:
+        config = _sandbox_config(tmp_path, sandbox)
+        root = tmp_path / "shop"
+        first, second = sample_pdf("CORR0001", text="Invoice v1"), sample_pdf("CORR0001", text="Invoice v2")
+        daemon = Daemon(config, tmp_path)
+        try:
+            drop(root, "CORR0001.pdf", first)
+            wait_for(lambda: "batch_uploaded" in daemon.output(), timeout_seconds=30, what="v1 uploaded")
+            drop(root, "CORR0001.pdf", second)  # while v1's import is still Running
+            wait_for(lambda: len(files_in(root, "sent")) == 2, timeout_seconds=30, what="both finished")
+            assert daemon.terminate() == 0
+        finally:
+            daemon.stop()
+        documents = sandbox.documents("CORR0001")
+    assert [d["sha256"] for d in documents] == [hashlib.sha256(second).hexdigest()]
+
+
+def test_pdf_and_xml_of_one_order_are_both_attached(tmp_path: Path) -> None:
+    with Sandbox.start(SandboxOptions(processing_seconds=0.2)) as sandbox:
+        config = _sandbox_config(tmp_path, sandbox)
+        root = tmp_path / "shop"
+        pdf, xml = sample_pdf("PAIR0001"), sample_ubl("PAIR0001")
+        drop(root, "PAIR0001.pdf", pdf)
+        drop(root, "PAIR0001.xml", xml)
+        assert invoicesync("once", "-c", str(config), cwd=tmp_path).returncode == 0
+        documents = sandbox.documents("PAIR0001")
+    assert sorted(d["sha256"] for d in documents) == sorted(hashlib.sha256(b).hexdigest() for b in (pdf, xml))
+    assert report(root, "sent", "PAIR0001.pdf")["import_id"] == report(root, "sent", "PAIR0001.xml")["import_id"]
+
+
+def test_the_same_bytes_twice_is_a_duplicate_naming_the_earlier_import(tmp_path: Path) -> None:
+    with Sandbox.start(SandboxOptions(processing_seconds=0.2)) as sandbox:
+        config = _sandbox_config(tmp_path, sandbox)
+        root = tmp_path / "shop"
+        data = sample_pdf("DUPL0001")
+        drop(root, "DUPL0001.pdf", data)
+        drop(root, "DUPL0001 (2).pdf", data)  # dropped together: they wait on each other
+        assert invoicesync("once", "-c", str(config), cwd=tmp_path).returncode == 0
+        drop(root, "DUPL0001.pdf", data)  # and again, later
+        assert invoicesync("once", "-c", str(config), cwd=tmp_path).returncode == 0
+        received = [e for e in sandbox.received() if e["orderId"] == "DUPL0001"]
+    assert len(received) == 1
+    sent = files_in(root, "sent")
+    assert len(sent) == 1  # whichever of the two settled first
+    first = report(root, "sent", sent[0])
+    failed = sorted(files_in(root, "failed"))
+    assert len(failed) == 2
+    for name in failed:
+        error = report(root, "failed", name)["error"]
+        assert error["code"] == "Duplicate" and first["import_id"] in error["message"]
+
+
+def test_files_claimed_before_a_crash_are_adopted(tmp_path: Path, start_daemon: Callable[[Path], Daemon]) -> None:
+    """A file renamed into .processing/<host>/ whose journal row never got written (crash between)."""
+    import socket
+
+    config = write_config(tmp_path)
+    root = tmp_path / "shop"
+    processing = root / ".processing" / socket.gethostname()
+    processing.mkdir(parents=True)
+    (processing / "0123456789abcdef__ADOP0001.pdf").write_bytes(sample_pdf("ADOP0001"))
+    other_host = root / ".processing" / "another-host"
+    other_host.mkdir()
+    (other_host / "fedcba9876543210__OTHR0001.pdf").write_bytes(sample_pdf("OTHR0001"))
+    daemon = start_daemon(config)
+    wait_for(lambda: files_in(root, "sent") == ["ADOP0001.pdf"], timeout_seconds=30, what="adopted file sent")
+    assert daemon.terminate() == 0
+    assert (other_host / "fedcba9876543210__OTHR0001.pdf").exists()  # never touch another host's claims
+    assert leftovers(root) == ["another-host/fedcba9876543210__OTHR0001.pdf"]
+    assert httpx is not None
