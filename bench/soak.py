@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.killloop import run_kill_loop  # noqa: E402  # after the path set-up above
+from tests.e2e.killloop import run_kill_loop  # after the path set-up above
 
 
 def main() -> int:

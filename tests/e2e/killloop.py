@@ -29,7 +29,13 @@ import yaml
 from tests.badfiles import sample_pdf, sample_ubl
 
 # Log event -> how many of them to let pass before the kill (picked at random up to this).
-KILL_MOMENTS = {"file_claimed": 40, "file_ready": 40, "batch_uploaded": 2, "import_finished": 2, "file_finished": 40}
+KILL_MOMENTS = {
+    "file_claimed": 40,
+    "file_ready": 40,
+    "batch_uploaded": 2,
+    "import_finished": 2,
+    "file_finished": 40,
+}
 
 
 @dataclass
@@ -148,8 +154,7 @@ def run_kill_loop(
                 moment = rng.choice(sorted(KILL_MOMENTS))
                 wanted = rng.randint(1, KILL_MOMENTS[moment])
                 try:
-                    _wait(lambda: log.read_text().count(f'"{moment}"') >= wanted or daemon.poll() is not None,
-                          20, f"{wanted} x {moment}")
+                    _wait(_seen(log, moment, wanted, daemon), 20, f"{wanted} x {moment}")
                 except AssertionError:
                     moment = "timeout"
                 daemon.send_signal(signal.SIGKILL)
@@ -170,6 +175,11 @@ def run_kill_loop(
         sandbox.stop()
 
 
+def _seen(log: Path, moment: str, wanted: int, daemon: subprocess.Popen[bytes]) -> Callable[[], bool]:
+    """True once the log shows `wanted` events named `moment`, or the daemon has died."""
+    return lambda: log.read_text().count(f'"{moment}"') >= wanted or daemon.poll() is not None
+
+
 def _data_files(folder: Path) -> list[Path]:
     if not folder.exists():
         return []
@@ -177,7 +187,8 @@ def _data_files(folder: Path) -> list[Path]:
 
 
 def _done(root: Path, count: int) -> bool:
-    return len(_data_files(root / "sent")) + len(_data_files(root / "failed")) >= count and not _leftovers(root)
+    finished = len(_data_files(root / "sent")) + len(_data_files(root / "failed"))
+    return finished >= count and not _leftovers(root)
 
 
 def _leftovers(root: Path) -> list[str]:
@@ -206,7 +217,7 @@ def _judge(root: Path, dropped: list[tuple[str, bytes]], received: list[dict[str
     lost = len(wanted - set(placed))
     duplicated = sum(count - 1 for count in placed.values() if count > 1)
     per_upload = Counter((entry.get("orderId"), entry.get("sha256")) for entry in received)
-    received_twice = [f"{order} {sha[:12] if sha else sha}" for (order, sha), n in per_upload.items() if n > 1]
+    received_twice = [f"{order} {sha}" for (order, sha), n in per_upload.items() if n > 1]
     return Outcome(
         dropped=len(dropped),
         sent=len(_data_files(root / "sent")),

@@ -80,7 +80,8 @@ def test_pdf_and_xml_of_one_order_are_both_attached(tmp_path: Path) -> None:
         assert invoicesync("once", "-c", str(config), cwd=tmp_path).returncode == 0
         documents = sandbox.documents("PAIR0001")
     assert sorted(d["sha256"] for d in documents) == sorted(hashlib.sha256(b).hexdigest() for b in (pdf, xml))
-    assert report(root, "sent", "PAIR0001.pdf")["import_id"] == report(root, "sent", "PAIR0001.xml")["import_id"]
+    pdf_import, xml_import = (report(root, "sent", f"PAIR0001.{ext}")["import_id"] for ext in ("pdf", "xml"))
+    assert pdf_import == xml_import
 
 
 def test_the_same_bytes_twice_is_a_duplicate_naming_the_earlier_import(tmp_path: Path) -> None:
@@ -105,7 +106,9 @@ def test_the_same_bytes_twice_is_a_duplicate_naming_the_earlier_import(tmp_path:
         assert error["code"] == "Duplicate" and first["import_id"] in error["message"]
 
 
-def test_files_claimed_before_a_crash_are_adopted(tmp_path: Path, start_daemon: Callable[[Path], Daemon]) -> None:
+def test_files_claimed_before_a_crash_are_adopted(
+    tmp_path: Path, start_daemon: Callable[[Path], Daemon]
+) -> None:
     """A file renamed into .processing/<host>/ whose journal row never got written (crash between)."""
     import socket
 
