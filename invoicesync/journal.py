@@ -12,6 +12,17 @@ twice). Transactions are explicit (`isolation_level=None`, `BEGIN IMMEDIATE`) an
 network call. Several items change in one transaction where they change together (a batch's
 creation, its outcomes), so the fsync cost is per batch, not per file.
 
+Where the other fsyncs are, and why (each makes a step durable before the journal records it):
+
+- claims: after renaming a cycle's files into `.processing/`, both folders are fsynced once before
+  the claim rows commit, so a power cut cannot leave a row for a file that is back in `outbox/`;
+- bundles: the ZIP is fsynced before it is renamed into place, so an upload never sends a bundle
+  cut short by a power cut (it would fail its files at the marketplace for no fault of theirs);
+- sidecars: temp file, fsync, rename, fsync of the folder, so a report is whole or absent;
+- moves to `sent/` / `failed/`: both folders are fsynced after the rename, before `finished`
+  is journaled; on a share the folder fsync may be refused, which is harmless (the local journal's
+  durability is what counts, and every finishing step is safe to repeat).
+
 Recovery reads only open rows: a partial index on unfinished items keeps start-up independent of
 how many finished files the journal remembers.
 """
