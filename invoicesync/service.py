@@ -165,10 +165,7 @@ class Service:
     def tally(self) -> dict[str, int]:
         sent = sum(loop.worker.tally.sent for loop in self._loops)
         failed = sum(loop.worker.tally.failed for loop in self._loops)
-        waiting = sum(
-            len(loop.journal.open_items(loop.worker.name)) + loop.worker.intake.waiting_empty
-            for loop in self._loops
-        )
+        waiting = sum(loop.worker.tally.open + loop.worker.intake.waiting_empty for loop in self._loops)
         return {"sent": sent, "failed": failed, "waiting": waiting}
 
     def blocked_outboxes(self) -> list[str]:
@@ -316,7 +313,6 @@ class Service:
             self.notifier.status("paused " + "; ".join(paused) if paused else "delivering")
 
     def _stop_loops(self) -> None:
-        self._final_tally = self.tally()
         for loop in self._loops:
             loop.stop.set()
             loop.wake.set()
@@ -326,6 +322,7 @@ class Service:
             loop.watcher.stop()
             loop.marketplace.close()
             loop.journal.close()
+        self._final_tally = self.tally()
 
     def _shutdown(self) -> None:
         self._stop_loops()

@@ -17,17 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from invoicesync.delivery import Delivery
+from invoicesync.health import Health
 from invoicesync.intake import UNPACK_PREFIX, Intake
 from invoicesync.journal import ItemRow, Journal
 from invoicesync.model import Stage
 from invoicesync.outbox import Folders
 from invoicesync.report import ReportFacts, build_report, outcome_of, sidecar_name
+from invoicesync.settle import Kind
 
 
 @dataclass
 class Tally:
+    """Counts the loop thread keeps up to date, so other threads never touch its journal."""
+
     sent: int = 0
     failed: int = 0
+    open: int = 0  # items claimed and not finished yet (as of the last tick)
 
 
 @dataclass
@@ -44,14 +49,18 @@ class Worker:
     settling_interval_seconds: float  # how often to look while files settle
     tally: Tally = field(default_factory=Tally)
     next_scan_at: float = 0.0
+    health: Health | None = None  # state_dir, folders, finishing: checked before each step when set
+    _finish_errors: list[OSError] = field(default_factory=list)
 
     def recover(self) -> None:
         """Start-up: take back claimed files the journal does not know, finish what was decided."""
         self.intake.adopt()
-        self.finish_decided()
+        self._finish_all()
 
     def tick(self, *, flush: bool = False, woken: bool = False) -> float:
         """Do what is due now; return how many seconds until something else is due."""
+        if self.health is not None and not self.health.check():
+            return self._tick_unhealthy()
         now = self.monotonic()
         if woken or now >= self.next_scan_at:
             self.intake.scan_and_claim()
@@ -60,8 +69,19 @@ class Worker:
         self.intake.check_claimed()
         self.delivery.plan(flush=flush)
         batch_due = self.delivery.advance_batches()
-        self.finish_decided()
+        self._finish_all()
+        self.tally.open = self.journal.count_open(self.name)
         return self._next_due(batch_due)
+
+    def _tick_unhealthy(self) -> float:
+        """state_dir or the folders unusable: claim and finish nothing, poll imports already sent when
+        the journal can take their outcomes, and look again after `poll_seconds`."""
+        wait = self.settling_interval_seconds
+        if self.health is not None and self.health.can_poll:
+            batch_due = self.delivery.advance_batches(polls_only=True)
+            if batch_due is not None:
+                wait = min(wait, batch_due - self.wall())
+        return max(0.0, wait)
 
     def _next_due(self, batch_due: float | None) -> float:
         now, wall = self.monotonic(), self.wall()
@@ -74,23 +94,43 @@ class Worker:
         return max(0.0, min(due))
 
     def idle(self) -> bool:
-        """Nothing open in the journal and nothing in outbox/ but empty files waiting."""
+        """Nothing open in the journal and nothing in outbox/ but empty files waiting (a FIFO, socket or
+        device has size 0 too, but it is not waiting for content: it settles and fails)."""
         if self.journal.open_items(self.name):
             return False
-        return all(seen.stat.size == 0 for seen in self.intake.seen.values())
+        return all(seen.stat.size == 0 and seen.stat.kind is Kind.FILE for seen in self.intake.seen.values())
 
     # -- finishing ---------------------------------------------------------------------------
 
+    def _finish_all(self) -> None:
+        """`finish_decided`, where a file that cannot be finished (sent/ or failed/ refused) stays in
+        .processing/, is reported, and is tried again next time without holding up the others."""
+        self._finish_errors.clear()
+        self.finish_decided()
+        if self.health is not None:
+            if self._finish_errors:
+                self.health.finish_failed(self._finish_errors[0])
+            else:
+                self.health.finishing.set(None)
+
+    def _finish_or_defer(self, item: ItemRow, entries: list[dict[str, Any]] | None = None) -> None:
+        try:
+            self._finish(item, entries=entries)
+        except OSError as exc:
+            if self.health is None:
+                raise
+            self._finish_errors.append(exc)
+
     def finish_decided(self) -> None:
         for item in self.journal.items(self.name, "decided"):
-            self._finish(item)
+            self._finish_or_defer(item)
         for container in self.journal.items(self.name, "container"):
             entries = self.journal.entries_of(container.item_id)
             if all(entry.state == "finished" for entry in entries):
                 self.journal.decide(container.item_id, stage=Stage.VALIDATION, error=None)
                 fresh = self.journal.item(container.item_id)
                 if fresh is not None:
-                    self._finish(fresh, entries=[_entry_summary(entry) for entry in entries])
+                    self._finish_or_defer(fresh, entries=[_entry_summary(entry) for entry in entries])
                 with contextlib.suppress(OSError):
                     (self.folders.processing / f"{UNPACK_PREFIX}{container.item_id}").rmdir()
 
@@ -125,7 +165,7 @@ class Worker:
         claim_path = self.folders.processing / item.claim_name
         self.folders.finish(claim_path, dest_dir, dest_name, sidecar_name(dest_name, error), report)
         self.journal.mark_finished(item.item_id, finished_at=finished_at)
-        if item.ext != "zip" or item.origin_id is not None:
+        if error is not None or item.ext != "zip" or item.origin_id is not None:  # a sent ZIP: its entries
             if error is None:
                 self.tally.sent += 1
             else:
