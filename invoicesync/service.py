@@ -22,8 +22,9 @@ from typing import IO, Any
 import structlog
 
 from invoicesync.config import SANDBOX, Config, OutboxSettings
-from invoicesync.delivery import Delivery, Limits
+from invoicesync.delivery import LOST_GRACE_SECONDS, Delivery, Limits
 from invoicesync.errors import ServiceError
+from invoicesync.health import Health
 from invoicesync.intake import Intake
 from invoicesync.journal import Journal
 from invoicesync.marketplaces import Marketplace
@@ -39,6 +40,9 @@ JOURNAL_NAME = "journal.sqlite3"
 LOCK_NAME = "invoicesync.lock"
 STATUS_NAME = "status.json"
 LOOP_ERROR_BACKOFF_SECONDS = 5.0
+# The built-in sandbox lists an import before it answers the upload (even a dropped or slowed answer),
+# so an unanswered upload absent from its list is surely absent at once; the real marketplace gets time.
+SANDBOX_LOST_GRACE_SECONDS = 1.0
 MAX_WAIT_SECONDS = 1.0  # loops wake at least this often: heartbeat, stop flag
 
 
@@ -122,8 +126,10 @@ class Service:
         once: bool = False,
         notifier: Notifier | None = None,
         on_progress: Callable[[dict[str, int]], None] | None = None,
+        marketplace_for: Callable[[OutboxSettings, Sandbox | None], Marketplace] = make_marketplace,
     ) -> None:
         self.config = config
+        self.marketplace_for = marketplace_for  # the seam to each outbox's marketplace
         self.once = once
         self.notifier = notifier or Notifier()
         self.on_progress = on_progress
@@ -169,8 +175,20 @@ class Service:
         return {"sent": sent, "failed": failed, "waiting": waiting}
 
     def blocked_outboxes(self) -> list[str]:
-        """Outboxes whose uploads stopped for a reason a person must fix (credentials, seller)."""
-        return [loop.worker.name for loop in self._loops if loop.worker.delivery.paused_reason is not None]
+        """Outboxes stopped for a reason a person must fix (credentials, seller, folders, state_dir)."""
+        return [loop.worker.name for loop in self._loops if self._stuck(loop)]
+
+    @property
+    def sandbox(self) -> Sandbox | None:
+        """The built-in sandbox when an outbox uses it (tests change its faults while running)."""
+        return self._sandbox
+
+    @staticmethod
+    def _stuck(loop: Loop) -> bool:
+        health = loop.worker.health
+        return loop.worker.delivery.paused_reason is not None or (
+            health is not None and health.problem() is not None
+        )
 
     def _start(self) -> None:
         if self.config.uses_sandbox and self._sandbox is None:
@@ -192,7 +210,7 @@ class Service:
         journal = Journal(self.config.state_dir / JOURNAL_NAME)
         bundle_dir = self.config.state_dir / "bundles"
         bundle_dir.mkdir(parents=True, exist_ok=True)
-        marketplace = make_marketplace(box, self._sandbox)
+        marketplace = self.marketplace_for(box, self._sandbox)
         log = self.log.bind(outbox=box.name)
         rules = (
             Rules(max_bytes=box.files.max_bytes)
@@ -223,6 +241,9 @@ class Service:
                 poll_first_seconds=box.poll.first_seconds,
                 poll_max_seconds=box.poll.max_seconds,
                 give_up_after_seconds=box.poll.give_up_after_seconds,
+                lost_grace_seconds=(
+                    SANDBOX_LOST_GRACE_SECONDS if box.octopia.base_url == SANDBOX else LOST_GRACE_SECONDS
+                ),
             ),
             bundle_dir=bundle_dir,
             wall=time.time,
@@ -236,11 +257,12 @@ class Service:
             journal=journal,
             intake=intake,
             delivery=delivery,
-            marketplace_name=box.marketplace,
+            marketplace_name=marketplace.name,
             monotonic=time.monotonic,
             wall=time.time,
             scan_interval_seconds=box.watch.rescan_seconds if events else box.watch.poll_seconds,
             settling_interval_seconds=box.watch.poll_seconds,
+            health=Health(folders, self.config.state_dir, log, on_problem=delivery.note_error),
         )
         loop = Loop(worker=worker, marketplace=marketplace, journal=journal, watcher=watcher)
         watcher.on_event = loop.wake.set
@@ -256,7 +278,7 @@ class Service:
                 self.log.exception("outbox_loop_failed", outbox=loop.worker.name)
                 delay = LOOP_ERROR_BACKOFF_SECONDS
             loop.heartbeat = time.monotonic()
-            if self.once and (loop.worker.idle() or loop.worker.delivery.paused_reason is not None):
+            if self.once and (loop.worker.idle() or self._stuck(loop)):
                 loop.done = True
                 return
             woken = loop.wake.wait(timeout=min(delay, MAX_WAIT_SECONDS))
@@ -299,18 +321,31 @@ class Service:
         self.log.info("service_reloaded", outboxes=len(self._loops))
 
     def _write_status(self) -> None:
-        status = {
-            loop.worker.name: {
+        """status.json for `invoicesync status`, and systemd's STATUS=, whenever they change. A state_dir
+        that cannot take the file is already said by each outbox's health; the daemon goes on."""
+        status = {}
+        for loop in self._loops:
+            health = loop.worker.health
+            problem = None if health is None else health.problem()
+            status[loop.worker.name] = {
                 "paused": loop.worker.delivery.paused_reason,
+                "unavailable": problem,
                 "last_error": loop.worker.delivery.last_error,
             }
-            for loop in self._loops
-        }
-        if status != self._status_written:
+        if status == self._status_written:
+            return
+        self._status_written = status
+        troubles = [
+            f"{name}: {'paused' if info['paused'] else 'stopped'}: {info['paused'] or info['unavailable']}"
+            for name, info in status.items()
+            if info["paused"] or info["unavailable"]
+        ]
+        self.notifier.status("; ".join(troubles) if troubles else "delivering")
+        try:
             write_json_atomic(self.config.state_dir / STATUS_NAME, {"pid": os.getpid(), "outboxes": status})
-            self._status_written = status
-            paused = [f"{name}: {info['paused']}" for name, info in status.items() if info["paused"]]
-            self.notifier.status("paused " + "; ".join(paused) if paused else "delivering")
+        except OSError as exc:
+            self._status_written = {}  # written again once the state_dir takes it
+            self.log.debug("status_not_written", reason=exc.strerror or str(exc))
 
     def _stop_loops(self) -> None:
         for loop in self._loops:
