@@ -1,0 +1,207 @@
+"""bench.common: what every figure shares: the sandbox process, configurations, files, and measuring a
+process (wall time, peak RSS, CPU time) from outside it.
+
+Everything talks to 127.0.0.1 only. Each figure works in its own temporary folder and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.* importable from anywhere
+
+from tests.badfiles import sample_pdf, sample_ubl  # after the sys.path line above
+from tests.e2e.killloop import SandboxProcess
+
+REPO = Path(__file__).resolve().parents[1]
+CLIENT_ID, CLIENT_SECRET, SELLER_ID = "bench-client", "bench-secret", "98979"
+PROCESSING_SECONDS = 0.2  # how long the sandbox keeps an import Running
+FIRST_POLL_SECONDS = 0.3  # both invoicesync and the baselines first look at an import after this
+PYTHON = sys.executable
+
+__all__ = ["SandboxProcess", "sample_pdf", "sample_ubl"]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the results table."""
+
+    figure: str
+    workload: str
+    measured: str
+    baseline: str = "-"
+    ratio: str = "-"
+    target: str = "-"
+    verdict: str = "report"
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISS"
+
+
+def start_sandbox(workdir: Path) -> SandboxProcess:
+    """`invoicesync sandbox` as a subprocess on a free loopback port, every order known."""
+    return SandboxProcess(workdir, "--processing-seconds", str(PROCESSING_SECONDS))
+
+
+def write_config(
+    workdir: Path,
+    sandbox: SandboxProcess,
+    *,
+    watch: dict[str, Any] | None = None,
+    batch: dict[str, Any] | None = None,
+    files: dict[str, Any] | None = None,
+) -> Path:
+    """One outbox `bench` under workdir/bench talking to the sandbox process; JSON logs on stdout."""
+    root = workdir / "bench"
+    (root / "outbox").mkdir(parents=True, exist_ok=True)
+    box: dict[str, Any] = {
+        "name": "bench",
+        "root": str(root),
+        "octopia": {
+            "base_url": sandbox.base_url,
+            "token_url": sandbox.token_url,
+            "seller_id": SELLER_ID,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+        },
+        "watch": {"mode": "poll", "settle_seconds": 0.5, "poll_seconds": 0.25, **(watch or {})},
+        "batch": batch or {},
+        "files": files or {},
+        "poll": {"first_seconds": FIRST_POLL_SECONDS, "max_seconds": 2},
+    }
+    document = {"state_dir": str(workdir / "state"), "log": {"format": "json", "level": "info"},
+                "outboxes": [box]}
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def small_invoices(count: int, *, prefix: str) -> list[tuple[str, bytes]]:
+    """`count` small invoices, PDF and UBL XML alternating, each for its own order."""
+    files = []
+    for number in range(count):
+        order = f"{prefix}{number:06d}"
+        if number % 2:
+            files.append((f"{order}.xml", sample_ubl(order)))
+        else:
+            files.append((f"{order}.pdf", sample_pdf(order)))
+    return files
+
+
+def write_files(folder: Path, files: Sequence[tuple[str, bytes]]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, data in files:
+        path = folder / name
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+def drop_links(sources: Sequence[Path], outbox: Path) -> None:
+    """Put the files in outbox/ as hard links: no copying, and the daemon's renames leave `sources` alone."""
+    outbox.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        os.link(source, outbox / source.name)
+
+
+def data_files(folder: Path) -> int:
+    if not folder.exists():
+        return 0
+    return sum(1 for path in folder.iterdir() if not path.name.endswith(".json") and path.name[0] != ".")
+
+
+def get_token(sandbox: SandboxProcess, client: httpx.Client) -> str:
+    response = client.post(
+        sandbox.token_url,
+        data={"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+    )
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    seconds: float
+    max_rss_bytes: int
+    stdout: str
+
+
+MEASURE = """\
+import resource, subprocess, sys, time
+start = time.perf_counter()
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+seconds = time.perf_counter() - start
+sys.stderr.write(done.stderr)
+sys.stdout.write(done.stdout)
+print(f"@measured seconds={seconds} maxrss_kb={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}"
+      f" rc={done.returncode}")
+"""
+
+
+def measured_run(command: Sequence[str], *, cwd: Path, timeout: float = 1800) -> Finished:
+    """Run `command` under a small parent whose only child it is, so RUSAGE_CHILDREN's ru_maxrss is
+    exactly that command's peak RSS (Linux reports it in KiB)."""
+    done = subprocess.run(
+        [PYTHON, "-c", MEASURE, *command], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+    match = re.search(r"@measured seconds=(\S+) maxrss_kb=(\d+) rc=(-?\d+)", done.stdout)
+    if match is None or match.group(3) != "0":
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return Finished(float(match.group(1)), int(match.group(2)) * 1024, done.stdout)
+
+
+def invoicesync_command(*args: str) -> list[str]:
+    return [PYTHON, "-m", "invoicesync", *args]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a running process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def events(lines: str) -> Iterator[dict[str, Any]]:
+    for line in lines.splitlines():
+        if line.startswith("{"):
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue
+
+
+def wait_until(condition: Callable[[], bool], *, timeout_seconds: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"still false after {timeout_seconds:g} s: {what}")
+        time.sleep(0.01)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def import_floor(workdir: Path) -> Finished:
+    """Peak RSS and time of a bare `python -c "import invoicesync.service"`: what any run costs."""
+    return measured_run([PYTHON, "-c", "import invoicesync.service"], cwd=workdir)
+
+
+def own_peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -1,0 +1,165 @@
+"""bench.footprint: what invoicesync holds and burns while it waits: peak memory on large files, the cost
+of one rescan of a crowded outbox against a bare `os.scandir`, and CPU while idle beside waiting files.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import (
+    Row,
+    cpu_seconds,
+    data_files,
+    import_floor,
+    invoicesync_command,
+    measured_run,
+    median,
+    sample_pdf,
+    start_sandbox,
+    verdict,
+    wait_until,
+    write_config,
+)
+from invoicesync.outbox import Folders
+from invoicesync.settle import NOTHING_SEEN, settle
+
+MEMORY_TARGET_BYTES = 80 * 1024 * 1024
+SCAN_TARGET = 3.0
+IDLE_TARGET_PERCENT = 0.2
+MB = 1_000_000
+
+
+def memory(*, large: int, small_count: int, small: int) -> list[Row]:
+    """Peak RSS of `invoicesync once` delivering `small_count` files of `small` bytes and one of `large`."""
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as temp:
+        workdir = Path(temp)
+        floor = import_floor(workdir)
+        sandbox = start_sandbox(workdir)
+        try:
+            config = write_config(
+                workdir,
+                sandbox,
+                watch={"settle_seconds": 0.5},
+                files={"max_bytes": large + MB},
+                batch={"max_bytes": large + MB},
+            )
+            outbox = workdir / "bench" / "outbox"
+            sizes = [small] * small_count + [large]
+            for number, size in enumerate(sizes):
+                order = f"MEM{number:05d}"
+                data = sample_pdf(order, padding_bytes=size, random_padding=True)
+                (outbox / f"{order}.pdf").write_bytes(data)
+            finished = measured_run(invoicesync_command("once", "-c", str(config)), cwd=workdir)
+            sent = data_files(workdir / "bench" / "sent")
+            if sent != len(sizes):
+                raise RuntimeError(f"memory: {sent} of {len(sizes)} files sent: {finished.stdout[-600:]}")
+        finally:
+            sandbox.stop()
+    peak = finished.max_rss_bytes
+    mib = 1024 * 1024
+    return [
+        Row(
+            "memory",
+            f"{small_count} x {small // MB} MB + 1 x {large // MB} MB PDF, `once` peak RSS",
+            f"{peak / mib:.0f} MiB",
+            f"{floor.max_rss_bytes / mib:.0f} MiB import floor",
+            f"{peak / floor.max_rss_bytes:.2f}x",
+            f"<= {MEMORY_TARGET_BYTES // mib} MiB",
+            verdict(peak <= MEMORY_TARGET_BYTES),
+        )
+    ]
+
+
+def _scandir_stat(folder: Path) -> int:
+    count = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            entry.stat(follow_symlinks=False)
+            count += 1
+    return count
+
+
+def scan(*, files: int, repeat: int) -> list[Row]:
+    """One rescan (`Folders.scan` + `settle`, every file already known and not yet settled) against
+    `os.scandir` + `stat` of the same folder, medians of `repeat`, page cache warm for both."""
+    with tempfile.TemporaryDirectory(prefix="bench-scan-") as temp:
+        folders = Folders(Path(temp), "bench-host")
+        folders.prepare()
+        for number in range(files):
+            (folders.outbox / f"SCAN{number:07d}.pdf").write_bytes(b"%PDF-")
+        listing, _ = folders.scan()
+        seen = settle(NOTHING_SEEN, listing, now=0.0, settle_seconds=3600, empty_after_seconds=3600).seen
+        ours, bare = [], []
+        for number in range(repeat):
+            start = time.perf_counter()
+            _scandir_stat(folders.outbox)
+            bare.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            listing, _ = folders.scan()
+            settled = settle(seen, listing, now=1.0 + number, settle_seconds=3600, empty_after_seconds=3600)
+            ours.append(time.perf_counter() - start)
+            if settled.ready or len(settled.seen) != files:
+                raise RuntimeError("scan: files settled or went missing during the benchmark")
+    ratio = median(ours) / median(bare)
+    return [
+        Row(
+            "scan",
+            f"one rescan of {files:,} files not yet settled (Folders.scan + settle)",
+            f"{median(ours) * 1000:.0f} ms",
+            f"{median(bare) * 1000:.0f} ms scandir+stat",
+            f"{ratio:.2f}x",
+            f"<= {SCAN_TARGET:g}x",
+            verdict(ratio <= SCAN_TARGET),
+        )
+    ]
+
+
+def idle_cpu(*, files: int, window_seconds: float) -> list[Row]:
+    """CPU share of an idle `run` daemon (events mode) beside `files` empty files waiting for content."""
+    with tempfile.TemporaryDirectory(prefix="bench-idle-") as temp:
+        workdir = Path(temp)
+        sandbox = start_sandbox(workdir)
+        try:
+            watch = {"mode": "events", "settle_seconds": 1, "poll_seconds": 2, "rescan_seconds": 60}
+            config = write_config(workdir, sandbox, watch=watch)
+            outbox = workdir / "bench" / "outbox"
+            for number in range(files):
+                (outbox / f"IDLE{number:07d}.pdf").touch()  # empty: waits for content up to empty_after
+            log_path = workdir / "daemon.log"
+            with open(log_path, "w") as log:
+                daemon = subprocess.Popen(
+                    invoicesync_command("run", "-c", str(config)),
+                    cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+                )
+            try:
+                wait_until(lambda: "service_ready" in log_path.read_text(), timeout_seconds=60,
+                           what="the daemon said service_ready")
+                time.sleep(3)  # first scans done, the files known
+                before, start = cpu_seconds(daemon.pid), time.monotonic()
+                time.sleep(window_seconds)
+                used, elapsed = cpu_seconds(daemon.pid) - before, time.monotonic() - start
+            finally:
+                daemon.send_signal(signal.SIGTERM)
+                daemon.wait(timeout=30)
+        finally:
+            sandbox.stop()
+    percent = used / elapsed * 100
+    return [
+        Row(
+            "idle CPU",
+            f"`run` (events) beside {files:,} waiting files, {window_seconds:g} s window",
+            f"{percent:.3f} % ({used:.2f} s CPU)",
+            "-",
+            "-",
+            f"<= {IDLE_TARGET_PERCENT:g} %",
+            verdict(percent <= IDLE_TARGET_PERCENT),
+        )
+    ]
+
+
+__all__ = ["idle_cpu", "memory", "scan"]
