@@ -16,12 +16,17 @@ from invoicesync.model import BatchItem
 
 def build_bundle(items: Sequence[BatchItem], path: Path) -> Path:
     temp = path.with_name(f".{path.name}.tmp")
-    # strict_timestamps=False: a file copied in with a pre-1980 mtime gets 1980-01-01 in the bundle
-    with zipfile.ZipFile(temp, "w", allowZip64=True, strict_timestamps=False) as archive:
-        for item in items:
-            method = zipfile.ZIP_DEFLATED if item.upload_name.lower().endswith(".xml") else zipfile.ZIP_STORED
-            archive.write(item.path, arcname=item.upload_name, compress_type=method, compresslevel=6)
-    with open(temp, "rb") as written:
-        os.fsync(written.fileno())  # a bundle renamed into place is complete, even after a power cut
+    try:
+        # strict_timestamps=False: a file copied in with a pre-1980 mtime gets 1980-01-01 in the bundle
+        with zipfile.ZipFile(temp, "w", allowZip64=True, strict_timestamps=False) as archive:
+            for item in items:
+                xml = item.upload_name.lower().endswith(".xml")
+                method = zipfile.ZIP_DEFLATED if xml else zipfile.ZIP_STORED
+                archive.write(item.path, arcname=item.upload_name, compress_type=method, compresslevel=6)
+        with open(temp, "rb") as written:
+            os.fsync(written.fileno())  # a bundle renamed into place is complete, even after a power cut
+    except BaseException:
+        temp.unlink(missing_ok=True)  # a full disk must not keep the half-written bundle's space
+        raise
     os.replace(temp, path)
     return path

@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--processing-seconds", type=float)
     sandbox.add_argument("--error-rate", type=float, help="share of calls answered 500/503")
     sandbox.add_argument("--rate-limit-rate", type=float, help="share of calls answered 429 + Retry-After")
+    sandbox.add_argument("--retry-after-seconds", type=float, help="the Retry-After of those 429 answers")
     sandbox.add_argument("--slow-rate", type=float, help="share of answers slowed by --slow-seconds")
     sandbox.add_argument("--slow-seconds", type=float)
     sandbox.add_argument(
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("--token-ttl-seconds", type=int)
     sandbox.add_argument("--refuse-tokens", action="store_true", help="refuse every token request")
+    sandbox.add_argument("--seed", type=int, help="seed the fault draws, so a run can be repeated")
     return parser
 
 

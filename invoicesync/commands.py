@@ -24,7 +24,7 @@ from invoicesync.model import FileError
 from invoicesync.naming import DEFAULT_ORDER_PATTERN, is_ignored, order_id_of
 from invoicesync.outbox import Folders
 from invoicesync.sandbox import Sandbox
-from invoicesync.service import JOURNAL_NAME, STATUS_NAME, make_marketplace, sandbox_options
+from invoicesync.service import JOURNAL_NAME, LOCK_NAME, STATUS_NAME, make_marketplace, sandbox_options
 from invoicesync.validate import Rules, judge, self_test
 from invoicesync.watching import filesystem_type, is_network
 
@@ -98,10 +98,15 @@ def check(config: Config, *, online: bool) -> int:
 
 
 def status(config: Config, *, as_json: bool) -> int:
+    """Per outbox: files waiting, in flight (the oldest since when), sent and failed today, and, while
+    a daemon runs, whether its uploads are paused or the outbox is stopped, with the reason."""
     journal_path = config.state_dir / JOURNAL_NAME
     live: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         live = json.loads((config.state_dir / STATUS_NAME).read_text())
+    running = _daemon_running(config.state_dir)
+    if not running:
+        live = {}  # what a stopped daemon last said is not the state of things now
     midnight = datetime.combine(datetime.now().date(), day_time()).astimezone()
     rows: list[dict[str, Any]] = []
     db = sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True) if journal_path.exists() else None
@@ -112,8 +117,10 @@ def status(config: Config, *, as_json: bool) -> int:
         if db is not None:
             db.close()
     if as_json:
-        print(json.dumps({"outboxes": rows}, ensure_ascii=False, indent=2))
+        print(json.dumps({"daemon_running": running, "outboxes": rows}, ensure_ascii=False, indent=2))
         return EXIT_OK
+    if not running:
+        print("no daemon is running on this state directory")
     for row in rows:
         since = f" (oldest since {row['in_flight_since']})" if row["in_flight_since"] else ""
         print(
@@ -122,6 +129,8 @@ def status(config: Config, *, as_json: bool) -> int:
         )
         if row["paused"]:
             print(f"  PAUSED: {row['paused']}")
+        if row["problem"]:
+            print(f"  STOPPED: {row['problem']}")
         if row["last_error"]:
             print(f"  last error: {row['last_error']}")
     return EXIT_OK
@@ -147,13 +156,14 @@ def _outbox_status(
             "SELECT COUNT(*) FROM items WHERE outbox = ? AND state != 'finished' AND state != 'container'",
             (name,),
         ).fetchone()[0]
-        oldest = db.execute(
-            "SELECT MIN(sent_at) FROM batches WHERE outbox = ? AND state != 'done'", (name,)
-        ).fetchone()[0]
+        oldest = db.execute(  # claimed first among those not finished: waiting in .processing/ longest
+            "SELECT received_at FROM items WHERE outbox = ? AND state != 'finished' ORDER BY seq LIMIT 1",
+            (name,),
+        ).fetchone()
         since = (
             None
             if oldest is None
-            else datetime.fromtimestamp(oldest).astimezone().isoformat(timespec="seconds")
+            else datetime.fromisoformat(oldest[0]).astimezone().isoformat(timespec="seconds")
         )
         for outcome, count in db.execute(
             "SELECT outcome, COUNT(*) FROM items WHERE outbox = ? AND state = 'finished' AND finished_at >= ?"
@@ -170,8 +180,27 @@ def _outbox_status(
         "sent_today": sent,
         "failed_today": failed,
         "paused": info.get("paused"),
+        "problem": info.get("problem"),
         "last_error": info.get("last_error"),
     }
+
+
+def _daemon_running(state_dir: Path) -> bool:
+    """Whether the process named in the lock file is alive (the lock itself is left alone: taking it,
+    even for an instant, could turn away a daemon starting at that moment)."""
+    try:
+        pid = int((state_dir / LOCK_NAME).read_text().strip() or "0")
+    except (OSError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, under another user
+        return True
+    return True
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -252,10 +281,12 @@ def sandbox(args: argparse.Namespace, config: Config | None) -> int:
         "processing_seconds",
         "error_rate",
         "rate_limit_rate",
+        "retry_after_seconds",
         "slow_rate",
         "slow_seconds",
         "drop_after_accept_rate",
         "token_ttl_seconds",
+        "seed",
     ):
         value = getattr(args, flag)
         if value is not None:

@@ -6,7 +6,7 @@ The protocol of ARCHITECTURE.md, each step journaled before the next:
 2. `uploading` (with the send time) is journaled before the request; the import ID is journaled
    the moment it arrives (`submitted`);
 3. an upload whose answer was lost stays `uploading` and is looked up with `find_lost` before
-   anything is sent again; it is re-sent only when surely absent, after `LOST_GRACE_SECONDS`;
+   anything is sent again; it is re-sent only when surely absent, after `Limits.lost_grace_seconds`;
 4. polls follow the journaled `next_attempt_at`; a terminal answer records every item's outcome
    in one transaction.
 """
@@ -26,7 +26,7 @@ import structlog
 from invoicesync.bundle import build_bundle
 from invoicesync.errors import OutboxBlocked, RejectedError, TransientError, UnknownOutcome
 from invoicesync.journal import BatchRow, ItemRow, Journal
-from invoicesync.lifecycle import Finished, Flight, FlightItem, GiveUp, Lost, PollAgain, advance
+from invoicesync.lifecycle import Finished, Flight, FlightItem, GiveUp, Lost, PollAgain, advance, poll_delay
 from invoicesync.marketplaces import Marketplace
 from invoicesync.messages import file_error
 from invoicesync.model import (
@@ -44,9 +44,9 @@ from invoicesync.outbox import Folders
 from invoicesync.plan import PlanItem, plan_batches
 
 LOST_GRACE_SECONDS = 10.0  # an unanswered upload is re-sent only once it is this old and not listed
-RETRY_FIRST_SECONDS = 2.0
-RETRY_MAX_SECONDS = 300.0
-PAUSED_RETRY_SECONDS = 30.0
+RETRY_MAX_SECONDS = 300.0  # the longest Retry-After honoured
+PAUSED_RETRY_MAX_SECONDS = 30.0  # a blocked outbox tries again at least this often: fixed credentials
+# resume it within a minute; the first tries follow the poll backoff (poll.first_seconds, doubling)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,7 @@ class Limits:
     poll_first_seconds: float
     poll_max_seconds: float
     give_up_after_seconds: float
+    lost_grace_seconds: float = LOST_GRACE_SECONDS  # how soon an accepted upload surely shows in the list
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Delivery:
     log: structlog.typing.FilteringBoundLogger
     paused_reason: str | None = None
     paused_until: float = 0.0
+    paused_attempts: int = 0  # tries since the pause began: the retry delay grows with them
     last_error: str | None = None
     next_deadline: float | None = None  # wall time a waiting bulk batch must leave
 
@@ -127,12 +129,16 @@ class Delivery:
 
     # -- the open batches, each at its own time ----------------------------------------------
 
-    def advance_batches(self) -> float | None:
-        """Carry every due batch one step; return the earliest wall time a batch wants attention."""
+    def advance_batches(self, *, polls_only: bool = False) -> float | None:
+        """Carry every due batch one step; return the earliest wall time a batch wants attention.
+        `polls_only` (the outbox's folders are unavailable): only imports already submitted are polled.
+        A paused outbox (credentials refused) makes no call at all until `paused_until`."""
         earliest: float | None = None
         for row in self.journal.open_batches(self.outbox_name):
+            if polls_only and row.state != "submitted":
+                continue
             now = self.wall()
-            if row.next_attempt_at <= now and not (row.state != "submitted" and self.is_paused(now)):
+            if row.next_attempt_at <= now and not self.is_paused(now):
                 try:
                     self._step(row)
                 except OutboxBlocked as exc:
@@ -140,6 +146,13 @@ class Delivery:
                 except TransientError as exc:
                     self._note_error(f"{exc}")
                     delay = self._retry_delay(row.poll_attempt + 1, exc.retry_after_seconds)
+                    self.log.warning(
+                        "batch_step_deferred",
+                        batch_id=row.batch_id,
+                        state=row.state,
+                        reason=str(exc),
+                        retry_in_seconds=round(delay, 2),
+                    )
                     self.journal.batch_wait(row.batch_id, state=row.state, next_attempt_at=now + delay)
                 except Exception as exc:  # one batch's local trouble must not stop the others
                     self.log.exception("batch_step_failed", batch_id=row.batch_id, state=row.state)
@@ -148,7 +161,7 @@ class Delivery:
                     self.journal.batch_wait(row.batch_id, state=row.state, next_attempt_at=now + delay)
                 row = self.journal.batch(row.batch_id) or row
             if row.state != "done":
-                at = max(row.next_attempt_at, self.paused_until if row.state != "submitted" else 0.0)
+                at = max(row.next_attempt_at, self.paused_until)
                 earliest = at if earliest is None else min(earliest, at)
         return earliest
 
@@ -232,12 +245,12 @@ class Delivery:
         if found is not None:
             self.log.info("lost_upload_found", batch_id=row.batch_id, import_id=found.import_id)
             self._submitted(row, found)
-        elif self.wall() - sent_at >= LOST_GRACE_SECONDS:
+        elif self.wall() - sent_at >= self.limits.lost_grace_seconds:
             self.log.info("lost_upload_absent", batch_id=row.batch_id)
             self.journal.batch_wait(row.batch_id, state="planned", next_attempt_at=self.wall())
         else:
             self.journal.batch_wait(
-                row.batch_id, state="uploading", next_attempt_at=sent_at + LOST_GRACE_SECONDS
+                row.batch_id, state="uploading", next_attempt_at=sent_at + self.limits.lost_grace_seconds
             )
 
     def _poll(self, row: BatchRow) -> None:
@@ -305,10 +318,12 @@ class Delivery:
         return self.paused_reason is not None and now < self.paused_until
 
     def _pause(self, reason: str) -> None:
+        delay = min(PAUSED_RETRY_MAX_SECONDS, self._retry_delay(self.paused_attempts, None))
         if self.paused_reason != reason:
-            self.log.error("outbox_paused", reason=reason)
+            self.log.error("outbox_paused", reason=reason, retry_in_seconds=round(delay, 2))
         self.paused_reason = reason
-        self.paused_until = self.wall() + PAUSED_RETRY_SECONDS
+        self.paused_attempts += 1
+        self.paused_until = self.wall() + delay
         self.last_error = reason
 
     def _resume(self) -> None:
@@ -316,15 +331,18 @@ class Delivery:
             self.log.info("outbox_resumed")
             self.paused_reason = None
             self.paused_until = 0.0
+            self.paused_attempts = 0
 
     def _note_error(self, message: str) -> None:
         self.last_error = message
 
-    @staticmethod
-    def _retry_delay(attempt: int, retry_after_seconds: float | None) -> float:
+    def _retry_delay(self, attempt: int, retry_after_seconds: float | None) -> float:
+        """`Retry-After` when the marketplace gave one, else the poll backoff (first_seconds, doubling)."""
         if retry_after_seconds is not None:
             return min(retry_after_seconds, RETRY_MAX_SECONDS)
-        return float(min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** min(attempt, 20)))
+        return poll_delay(
+            attempt, first_seconds=self.limits.poll_first_seconds, max_seconds=self.limits.poll_max_seconds
+        )
 
 
 def _entries_by_item(flight: Flight, snapshot: ImportSnapshot) -> dict[str, dict[str, object]]:

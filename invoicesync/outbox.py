@@ -23,6 +23,7 @@ from typing import Any
 from invoicesync.errors import ServiceError
 from invoicesync.naming import is_ignored, numbered
 from invoicesync.settle import Kind, Stat
+from invoicesync.watching import mount_of
 
 CLAIM_SEPARATOR = "__"
 
@@ -61,6 +62,7 @@ class Folders:
     host: str
     ignore: tuple[str, ...] = ()
     _subfolders_logged: set[str] = field(default_factory=set)
+    mount: str | None = None  # the mount point holding the root at start-up (None: not known)
 
     @property
     def outbox(self) -> Path:
@@ -96,7 +98,34 @@ class Folders:
         if len(set(devices.values())) != 1:
             listed = ", ".join(str(folder) for folder in devices)
             raise ServiceError(f"{listed} must all be on one filesystem so files can be moved atomically.")
+        found = mount_of(self.root)
+        self.mount = None if found is None else found[0]
         return created
+
+    def unavailable(self) -> str | None:
+        """While running: None when the four folders can be used, else why not, in one sentence.
+
+        The root is never created once started: a missing root, or one no longer on the mount it was on
+        at start-up, is an unmounted share, and folders made now would land on the disk beneath it.
+        Sub-folders missing from a root that is there, on its own mount, are made again, as at start-up.
+        """
+        if self.mount is not None:
+            found = mount_of(self.root)
+            if found is not None and found[0] != self.mount:
+                return (
+                    f"{self.root} is no longer on the filesystem mounted at {self.mount}: is the share "
+                    "mounted? Files in .processing/ wait for it."
+                )
+        try:
+            if not stat_module.S_ISDIR(self.root.stat().st_mode):
+                return f"{self.root} is not a folder any more."
+            for folder in (self.outbox, self.sent, self.failed, self.processing):
+                if not folder.is_dir():
+                    folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            where = exc.filename or self.root
+            return f"{where} cannot be used ({exc.strerror or exc}); files in .processing/ wait for it."
+        return None
 
     def scan(self) -> tuple[dict[str, Stat], list[str]]:
         """Names in outbox/ worth watching with their lstat, and sub-folders not seen before."""

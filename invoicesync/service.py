@@ -140,6 +140,7 @@ class Service:
         self._loops: list[Loop] = []
         self._sandbox: Sandbox | None = None
         self._status_written: dict[str, Any] = {}
+        self._status_troubles: list[str] | None = None  # what systemd's STATUS= last said
         self._final_tally = {"sent": 0, "failed": 0, "waiting": 0}
 
     # -- control from signal handlers --------------------------------------------------------
@@ -262,7 +263,7 @@ class Service:
             wall=time.time,
             scan_interval_seconds=box.watch.rescan_seconds if events else box.watch.poll_seconds,
             settling_interval_seconds=box.watch.poll_seconds,
-            health=Health(folders, self.config.state_dir, log, on_problem=delivery.note_error),
+            health=Health(folders, self.config.state_dir, log),
         )
         loop = Loop(worker=worker, marketplace=marketplace, journal=journal, watcher=watcher)
         watcher.on_event = loop.wake.set
@@ -329,23 +330,25 @@ class Service:
             problem = None if health is None else health.problem()
             status[loop.worker.name] = {
                 "paused": loop.worker.delivery.paused_reason,
-                "unavailable": problem,
+                "problem": problem,
                 "last_error": loop.worker.delivery.last_error,
             }
         if status == self._status_written:
             return
-        self._status_written = status
         troubles = [
-            f"{name}: {'paused' if info['paused'] else 'stopped'}: {info['paused'] or info['unavailable']}"
+            f"{name}: {'paused' if info['paused'] else 'stopped'}: {info['paused'] or info['problem']}"
             for name, info in status.items()
-            if info["paused"] or info["unavailable"]
+            if info["paused"] or info["problem"]
         ]
-        self.notifier.status("; ".join(troubles) if troubles else "delivering")
+        if troubles != self._status_troubles:
+            self.notifier.status("; ".join(troubles) if troubles else "delivering")
+            self._status_troubles = troubles
         try:
             write_json_atomic(self.config.state_dir / STATUS_NAME, {"pid": os.getpid(), "outboxes": status})
-        except OSError as exc:
-            self._status_written = {}  # written again once the state_dir takes it
+        except OSError as exc:  # tried again on the next round, until the state_dir takes it
             self.log.debug("status_not_written", reason=exc.strerror or str(exc))
+            return
+        self._status_written = status
 
     def _stop_loops(self) -> None:
         for loop in self._loops:

@@ -20,15 +20,16 @@ from watchdog.observers.api import BaseObserver
 NETWORK_FILESYSTEMS = ("cifs", "smb3", "smbfs", "nfs", "nfs4", "9p", "afs", "ceph", "glusterfs", "sshfs")
 
 
-def filesystem_type(path: Path, mountinfo: str | None = None) -> str | None:
-    """The type of the filesystem holding `path`, from /proc/self/mountinfo (longest mount point)."""
+def mount_of(path: Path, mountinfo: str | None = None) -> tuple[str, str] | None:
+    """The mount point holding `path` and its filesystem type, from /proc/self/mountinfo (the longest
+    mount point that contains it; the last one mounted there wins); None when mountinfo is unreadable."""
     if mountinfo is None:
         try:
             mountinfo = Path("/proc/self/mountinfo").read_text()
         except OSError:
             return None
     target = str(path.resolve())
-    best, best_type = "", None
+    best: tuple[str, str] | None = None
     for line in mountinfo.splitlines():
         left, _, right = line.partition(" - ")
         fields = left.split()
@@ -36,9 +37,15 @@ def filesystem_type(path: Path, mountinfo: str | None = None) -> str | None:
             continue
         mount_point = fields[4].replace("\\040", " ")
         inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
-        if inside and len(mount_point) >= len(best):
-            best, best_type = mount_point, right.split()[0]
-    return best_type
+        if inside and (best is None or len(mount_point) >= len(best[0])):
+            best = (mount_point, right.split()[0])
+    return best
+
+
+def filesystem_type(path: Path, mountinfo: str | None = None) -> str | None:
+    """The type of the filesystem holding `path` (see `mount_of`)."""
+    found = mount_of(path, mountinfo)
+    return None if found is None else found[1]
 
 
 def is_network(fs_type: str | None) -> bool:

@@ -116,6 +116,27 @@ class DeadlineFile:
         return self._file.fileno()
 
 
+def read_within(response: httpx.Response, *, deadline: float, clock: Callable[[], float]) -> httpx.Response:
+    """The body of a streamed answer, read whole unless `deadline` passes first (then `httpx.ReadTimeout`,
+    retried like any timeout). httpx bounds each read, not the whole: a server trickling its answer
+    would otherwise hold the outbox's loop for as long as it likes."""
+    chunks: list[bytes] = []
+    for chunk in response.iter_bytes():  # decoded (gzip and such) as it arrives
+        chunks.append(chunk)
+        if clock() > deadline:
+            raise httpx.ReadTimeout("the answer took longer than its deadline", request=response.request)
+    if clock() > deadline:
+        raise httpx.ReadTimeout("the answer took longer than its deadline", request=response.request)
+    decoded = ("content-encoding", "content-length", "transfer-encoding")
+    return httpx.Response(
+        response.status_code,
+        headers=[(key, value) for key, value in response.headers.multi_items() if key.lower() not in decoded],
+        content=b"".join(chunks),
+        request=response.request,
+        extensions=response.extensions,
+    )
+
+
 # Failures before a connection carried anything: repeating an upload after them cannot duplicate it.
 NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 

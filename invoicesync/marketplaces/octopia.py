@@ -35,6 +35,7 @@ from invoicesync.marketplaces.http import (
     json_body,
     parse_problem,
     parse_retry_after,
+    read_within,
     retry_hook,
 )
 from invoicesync.model import (
@@ -62,7 +63,8 @@ CLOCK_SKEW_MARGIN = timedelta(seconds=120)
 RETRY_AFTER_CAP_SECONDS = 30.0  # longer waits belong to the service's timer, not a sleeping thread
 SUBMIT_ATTEMPTS = 4
 GET_ATTEMPTS = 5
-GET_TIMEOUT_SECONDS = 60.0
+GET_TIMEOUT_SECONDS = 60.0  # all attempts of one GET together
+GET_DEADLINE_SECONDS = 30.0  # one attempt, headers to last byte (or request_deadline_seconds if shorter)
 BLOCKED_TAIL = "files wait in .processing/ until then."
 
 # --- pure parsers ----------------------------------------------------------------------------------
@@ -383,7 +385,9 @@ class OctopiaMarketplace:
         try:
             for attempt in retrying:
                 with attempt:
-                    response = self._client.get(url, auth=self.auth)
+                    deadline = self._clock() + min(self._deadline_seconds, GET_DEADLINE_SECONDS)
+                    with self._client.stream("GET", url, auth=self.auth) as streamed:
+                        response = read_within(streamed, deadline=deadline, clock=self._clock)
                     if response.status_code == 429 or response.status_code >= 500:
                         raise Refused(response)
                     return response
