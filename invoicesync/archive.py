@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from invoicesync.messages import file_error
+from invoicesync.messages import file_error, unreadable
 from invoicesync.model import FileError
 from invoicesync.validate import Rules
 from invoicesync.validate_zip import check_archive
@@ -97,7 +97,7 @@ def unpack(zip_path: Path, dest_dir: Path, rules: Rules) -> Unpacked | FileError
     try:
         stream = open(zip_path, "rb")  # noqa: SIM115  # closed by the with-block just below
     except OSError as exc:
-        return file_error("Unreadable", reason=f" ({exc.strerror or exc})", detail=repr(exc))
+        return unreadable(exc)
     written: list[Path] = []
     with stream:
         try:
@@ -117,7 +117,7 @@ def _unpack(stream: IO[bytes], dest_dir: Path, rules: Rules, written: list[Path]
         size = stream.seek(0, 2)
         stream.seek(0)
     except OSError as exc:
-        return file_error("Unreadable", reason=f" ({exc.strerror or exc})", detail=repr(exc))
+        return unreadable(exc)
     if size > rules.zip_max_total_bytes:
         return file_error(
             "TooLarge",

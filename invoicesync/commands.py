@@ -11,21 +11,26 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sqlite3
+import stat
 import sys
+import tempfile
 from datetime import datetime
 from datetime import time as day_time
 from pathlib import Path
 from typing import Any
 
+from invoicesync import archive
 from invoicesync.config import SANDBOX, Config
 from invoicesync.errors import InvoicesyncError, ServiceError
+from invoicesync.messages import file_error, unreadable
 from invoicesync.model import FileError
 from invoicesync.naming import DEFAULT_ORDER_PATTERN, is_ignored, order_id_of
 from invoicesync.outbox import Folders
 from invoicesync.sandbox import Sandbox
 from invoicesync.service import JOURNAL_NAME, LOCK_NAME, STATUS_NAME, make_marketplace, sandbox_options
-from invoicesync.validate import Rules, judge, self_test
+from invoicesync.validate import Rules, judge, kind_of, self_test
 from invoicesync.watching import filesystem_type, is_network
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -165,9 +170,10 @@ def _outbox_status(
             if oldest is None
             else datetime.fromisoformat(oldest[0]).astimezone().isoformat(timespec="seconds")
         )
-        for outcome, count in db.execute(
+        for outcome, count in db.execute(  # a sent ZIP is counted by its entries, a failed one by itself
             "SELECT outcome, COUNT(*) FROM items WHERE outbox = ? AND state = 'finished' AND finished_at >= ?"
-            " AND NOT (ext = 'zip' AND origin_id IS NULL) GROUP BY outcome",
+            " AND NOT (ext = 'zip' AND origin_id IS NULL AND outcome = 'sent')"
+            " GROUP BY outcome",
             (name, midnight.astimezone().astimezone(tz=None).isoformat()),
         ):
             sent, failed = (count, failed) if outcome == "sent" else (sent, count)
@@ -204,6 +210,8 @@ def _daemon_running(state_dir: Path) -> bool:
 
 
 def validate(args: argparse.Namespace) -> int:
+    """The verdict each file would get in an outbox, without a journal or a marketplace: one line per
+    file (and per entry of a ZIP, which the daemon judges one by one), or one JSON object per line."""
     from invoicesync.cli import _compile
     from invoicesync.config import load_config
 
@@ -221,43 +229,92 @@ def validate(args: argparse.Namespace) -> int:
         pattern = _compile(args.order_id)
     failed = 0
     for path in args.files:
-        verdict = _verdict(path, pattern, rules)
-        failed += verdict["verdict"] != "ok"
-        if args.json:
-            print(json.dumps(verdict, ensure_ascii=False))
-        elif verdict["verdict"] == "ok":
-            print(f"{path}: ok (order {verdict['order_id']})")
-        else:
-            print(f"{path}: {verdict['code']}: {verdict['message']}")
+        for verdict in _verdicts(path, pattern, rules):
+            failed += verdict["verdict"] != "ok"
+            if args.json:
+                print(json.dumps(verdict, ensure_ascii=False), flush=True)
+            else:
+                print(_verdict_line(verdict), flush=True)
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _verdict(path: Path, pattern: Any, rules: Rules) -> dict[str, Any]:
-    from invoicesync import messages
+def _verdict_line(verdict: dict[str, Any]) -> str:
+    shown = verdict["file"] if verdict["origin"] is None else f"{verdict['origin']}: {verdict['file']}"
+    if verdict["verdict"] == "failed":
+        return f"{shown}: {verdict['code']}: {verdict['message']}"
+    if verdict.get("entries") is not None:
+        count = verdict["entries"]
+        return f"{shown}: ok (a safe ZIP of {count} file{'' if count == 1 else 's'}, each judged below)"
+    return f"{shown}: ok (order {verdict['order_id']})"
 
-    order_id = order_id_of(path.name, pattern)
-    base: dict[str, Any] = {"file": str(path), "order_id": order_id}
+
+def _verdicts(path: Path, pattern: re.Pattern[str], rules: Rules) -> list[dict[str, Any]]:
+    """The file's verdict; for a safe ZIP, then one per entry, unpacked as the daemon does."""
+    verdict, error = _verdict(path, str(path), pattern, rules, origin=None)
+    if error is not None or kind_of(path.name) != "zip":
+        return [verdict]
+    with tempfile.TemporaryDirectory(prefix="invoicesync-validate-") as folder:
+        unpacked = archive.unpack(path, Path(folder), rules)
+        if isinstance(unpacked, FileError):
+            return [_failed(verdict, unpacked)]
+        rows = [{**verdict, "entries": len(unpacked.entries)}]
+        for entry in unpacked.entries:
+            name = os.path.basename(entry.name.replace("\\", "/"))  # as intake names an entry
+            rows.append(_verdict(entry.path, name, pattern, rules, origin=str(path))[0])
+    return rows
+
+
+def _verdict(
+    path: Path, name: str, pattern: re.Pattern[str], rules: Rules, *, origin: str | None
+) -> tuple[dict[str, Any], FileError | None]:
+    """One file judged as intake judges it: never opened unless it is a regular file."""
+    is_zip = kind_of(name) == "zip" and origin is None
+    order_id = None if is_zip else order_id_of(Path(name).name, pattern)
+    base: dict[str, Any] = {"file": name, "origin": origin, "order_id": order_id}
     error: FileError | None
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        error = messages.file_error("NotARegularFile")
-    elif not path.exists():
-        error = messages.file_error("Unreadable", reason=": it does not exist")
-    elif order_id is None and not path.name.lower().endswith(".zip"):
-        error = messages.file_error("InvalidFileName")
+    try:
+        info = path.lstat()
+    except OSError as exc:
+        error = (
+            file_error("Unreadable", reason=": it does not exist")
+            if isinstance(exc, FileNotFoundError)
+            else unreadable(exc)
+        )
     else:
-        try:
-            with open(path, "rb") as stream:
-                size = os.fstat(stream.fileno()).st_size
-                if size == 0:
-                    error = messages.file_error("EmptyFile")
-                else:
-                    base["sha256"] = hashlib.file_digest(stream, "sha256").hexdigest()
-                    stream.seek(0)
-                    error = judge(path.name, order_id, stream, size, rules).error
-        except OSError as exc:
-            error = messages.file_error("Unreadable", reason=f" ({exc.strerror})")
+        if not stat.S_ISREG(info.st_mode):
+            error = file_error("NotARegularFile", what=_what(info.st_mode))
+        elif order_id is None and not is_zip:
+            error = file_error("InvalidFileName", reason=f" ({Path(name).name!r})")
+        else:
+            error = _judge_file(path, name, order_id, rules, base)
     if error is None:
-        return {**base, "verdict": "ok"}
+        return {**base, "verdict": "ok"}, None
+    return _failed(base, error), error
+
+
+def _judge_file(
+    path: Path, name: str, order_id: str | None, rules: Rules, base: dict[str, Any]
+) -> FileError | None:
+    try:
+        with open(path, "rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            base["size"] = size
+            base["sha256"] = hashlib.file_digest(stream, "sha256").hexdigest()
+            stream.seek(0)
+            return judge(name, order_id, stream, size, rules).error
+    except OSError as exc:
+        return unreadable(exc)
+
+
+def _what(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "a special file (FIFO, socket or device)"
+
+
+def _failed(base: dict[str, Any], error: FileError) -> dict[str, Any]:
     return {
         **base,
         "verdict": "failed",

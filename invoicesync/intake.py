@@ -23,9 +23,9 @@ import structlog
 
 from invoicesync import archive
 from invoicesync.journal import ItemRow, Journal
-from invoicesync.messages import file_error
+from invoicesync.messages import file_error, unreadable
 from invoicesync.model import FileError, Stage
-from invoicesync.naming import order_id_of, split_extension
+from invoicesync.naming import order_id_of, split_extension, unusable_name
 from invoicesync.outbox import CLAIM_SEPARATOR, Folders, fsync_dir
 from invoicesync.settle import NOTHING_SEEN, Kind, Seen, settle
 from invoicesync.validate import Rules, judge, kind_of
@@ -53,6 +53,7 @@ class Intake:
     seen: dict[str, Seen] = field(default_factory=lambda: dict(NOTHING_SEEN))
     next_check_at: float | None = None
     waiting_empty: int = 0
+    unusable_names: set[str] = field(default_factory=set)  # left in outbox/, each logged once
 
     # -- scan, settle, claim -----------------------------------------------------------------
 
@@ -61,6 +62,12 @@ class Intake:
         listing, subfolders = self.folders.scan()
         for name in subfolders:
             self.log.info("subfolder_ignored", folder=name)
+        for name in [name for name in listing if unusable_name(name) is not None]:
+            del listing[name]  # claimed, it would fail at every step and hold up every other file
+            if name not in self.unusable_names:
+                self.unusable_names.add(name)
+                shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                self.log.warning("file_name_unusable", file=shown, reason=unusable_name(name))
         now = self.monotonic()
         settled = settle(
             self.seen,
@@ -159,8 +166,9 @@ class Intake:
             return
         order_id = order_id_of(item.file_name, self.order_pattern)
         if info.st_size > self.rules.max_bytes:  # refused before reading it at all
-            reason = f"{info.st_size:,} bytes, above the limit of {self.rules.max_bytes:,} (files.max_bytes)"
-            self._fail(item, file_error("TooLarge", reason=reason), order_id=order_id, size=info.st_size)
+            reason = f"{info.st_size:,} bytes, more than the {self.rules.max_bytes:,} bytes allowed"
+            error = file_error("TooLarge", reason=reason, detail=f"files.max_bytes: {self.rules.max_bytes}")
+            self._fail(item, error, order_id=order_id, size=info.st_size)
             return
         try:
             with open(path, "rb") as stream:
@@ -172,8 +180,7 @@ class Intake:
                     else judge(item.file_name, order_id, stream, info.st_size, self.rules)
                 )
         except OSError as exc:
-            reason = f" ({exc.strerror or exc})"
-            self._fail(item, file_error("Unreadable", reason=reason), order_id=order_id, size=info.st_size)
+            self._fail(item, unreadable(exc), order_id=order_id, size=info.st_size)
             return
         if order_id is None:
             self._fail(
@@ -210,10 +217,14 @@ class Intake:
 
     def _open_archive(self, item: ItemRow, path: Path, size: int) -> None:
         """A safe ZIP becomes one item per entry, in one transaction with the container's own state."""
-        with open(path, "rb") as stream:
-            sha256 = hashlib.file_digest(stream, "sha256").hexdigest()
-            stream.seek(0)
-            verdict = judge(item.file_name, None, stream, size, self.rules)
+        try:
+            with open(path, "rb") as stream:
+                sha256 = hashlib.file_digest(stream, "sha256").hexdigest()
+                stream.seek(0)
+                verdict = judge(item.file_name, None, stream, size, self.rules)
+        except OSError as exc:  # a permission refused is the file's problem, not a reason to stop the loop
+            self._fail(item, unreadable(exc), size=size)
+            return
         if verdict.error is not None:
             self._fail(item, verdict.error, size=size, sha256=sha256)
             return

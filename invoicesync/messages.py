@@ -12,6 +12,7 @@ give falls back to a neutral wording, so a message is always a whole sentence:
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 from invoicesync.model import FileError
@@ -27,7 +28,7 @@ class Text:
 TEXTS: dict[str, Text] = {
     # decided by naming / the watcher / the journal
     "InvalidFileName": Text(
-        "The file name does not give an order number{reason}.",
+        "The file name does not contain an order number in the form this outbox expects{reason}.",
         "Rename the file to the order number it belongs to (for example A1B2C3.pdf), "
         "then put it back in outbox/.",
         (("reason", ""),),
@@ -54,9 +55,9 @@ TEXTS: dict[str, Text] = {
     ),
     # decided by validate
     "UnsupportedType": Text(
-        "Files of type {ext} cannot be sent; only PDF, UBL XML and ZIP files can.",
-        "Export the invoice as PDF or UBL 2.1 XML, or remove this file from outbox/.",
-        (("ext", "this type"),),
+        "A file {ext} cannot be sent; only PDF, UBL 2.1 XML and ZIP files can.",
+        "Export the invoice as a PDF or UBL 2.1 XML file and put that into outbox/ instead.",
+        (("ext", "of this type"),),
     ),
     "ContentMismatch": Text(
         "The file name says {claimed} but the content is {actual}.",
@@ -170,3 +171,17 @@ def file_error(
     message = text.message.format_map(_Fields(fields, text.defaults))
     hint = MARKETPLACE_HINTS.get(marketplace_code or "", text.hint)
     return FileError(code=code, message=message, hint=hint, detail=detail, marketplace_code=marketplace_code)
+
+
+def unreadable(exc: OSError) -> FileError:
+    """`Unreadable` for an error raised while opening or reading a file, in the words its cause needs."""
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return FileError(
+            code="Unreadable",
+            message="The file could not be read: the invoicesync service is not allowed to open it "
+            "(permission denied).",
+            hint="Ask whoever looks after the file server to let the invoicesync service read the files "
+            "in outbox/ (or save this file there again), then put it back in outbox/.",
+            detail=f"{type(exc).__name__}: {exc}",
+        )
+    return file_error("Unreadable", reason=f" ({exc.strerror or exc})", detail=f"{type(exc).__name__}: {exc}")

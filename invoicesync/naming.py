@@ -62,6 +62,22 @@ def order_id_of(name: str, pattern: re.Pattern[str] = DEFAULT_ORDER_PATTERN) -> 
     return order or None
 
 
+# A claimed name gains an 18-byte prefix in .processing/, and in failed/ a " (2)" and ".error.json" (plus
+# its temp file's dot and ".tmp"); past this, a name cannot be carried through within 255 bytes.
+MAX_NAME_BYTES = 230
+
+
+def unusable_name(name: str) -> str | None:
+    """Why a name listed in outbox/ cannot be carried through .processing/, the journal and failed/."""
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:  # undecodable bytes, kept by Python as surrogates
+        return "the name is not valid UTF-8 (saved by a program using another character set); rename it"
+    if size > MAX_NAME_BYTES:
+        return f"the name is longer than {MAX_NAME_BYTES} bytes; rename it"
+    return None
+
+
 def upload_name(order_id: str, ext: str) -> str:
     """The name the marketplace sees: always `<order>.<ext>`."""
     return f"{order_id}.{ext.lower()}"

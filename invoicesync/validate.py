@@ -17,7 +17,7 @@ import io
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from invoicesync.messages import file_error
+from invoicesync.messages import file_error, unreadable
 from invoicesync.model import FileError, Verdict
 from invoicesync.validate_pdf import judge_pdf
 from invoicesync.validate_xml import judge_xml, looks_like_xml
@@ -114,19 +114,14 @@ def judge(file_name: str, order_id: str | None, stream: BinaryIO, size: int, rul
     kind = kind_of(file_name)
     if kind is None:
         _, dot, extension = file_name.rpartition(".")
-        shown = f".{extension}" if dot and extension else "without an extension"
+        shown = f"ending in .{extension}" if dot and extension else "without an extension"
         return Verdict(kind=extension.lower() if dot else "", error=file_error("UnsupportedType", ext=shown))
     try:
         return _judge(kind, order_id, stream, size, rules)
     except SchemaUnavailable:
         raise
     except OSError as exc:
-        return Verdict(
-            kind=kind,
-            error=file_error(
-                "Unreadable", reason=f" ({exc.strerror or exc})", detail=f"{type(exc).__name__}: {exc}"
-            ),
-        )
+        return Verdict(kind=kind, error=unreadable(exc))
     except Exception as exc:  # a last net: a verdict, never a crash of the outbox loop
         code = {"pdf": "InvalidPdf", "xml": "InvalidXml", "zip": "UnsafeArchive"}[kind]
         return Verdict(kind=kind, error=file_error(code, detail=f"{type(exc).__name__}: {exc}"))

@@ -55,6 +55,7 @@ NESTED_SUFFIXES = (
     ".zipx",
 )
 S_IFMT, S_IFLNK = 0o170000, 0o120000
+MAX_NAME_BYTES = 200  # an entry keeps its name in sent/ or failed/: room left for " (2)" and the sidecar
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,8 @@ def name_problem(name: str) -> str | None:
         return f"the entry {name!r} has an absolute path"
     if ".." in name.split("/"):
         return f"the entry {name!r} points outside the archive ('..')"
+    if len(name.rstrip("/").rsplit("/", 1)[-1].encode("utf-8")) > MAX_NAME_BYTES:
+        return f"the entry name {name[:40]!r}... is longer than {MAX_NAME_BYTES} characters"
     return None
 
 
@@ -150,6 +153,8 @@ def _check(
     overlap = _layout_problem(stream, infos, start_dir)
     if overlap is not None:
         return _unsafe("its entries overlap or disagree with their headers (a ZIP bomb trick)", overlap)
+    if not kept:  # it would go to sent/ with nothing delivered
+        return _unsafe("it holds no files, only folders or system files such as __MACOSX")
     return ArchiveCheck(error=None, kept=tuple(kept), skipped=tuple(skipped))
 
 
