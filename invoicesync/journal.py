@@ -245,8 +245,8 @@ class Journal:
         return [ItemRow(**dict(row)) for row in rows]
 
     def count_open(self, outbox: str) -> int:
-        row = self._db.execute("SELECT COUNT(*) FROM items WHERE outbox = ? AND state != 'finished'", (outbox,))
-        return int(row.fetchone()[0])
+        query = "SELECT COUNT(*) FROM items WHERE outbox = ? AND state != 'finished'"
+        return int(self._db.execute(query, (outbox,)).fetchone()[0])
 
     def entries_of(self, origin_id: str) -> list[ItemRow]:
         rows = self._db.execute("SELECT * FROM items WHERE origin_id = ? ORDER BY seq", (origin_id,))
