@@ -32,6 +32,7 @@ from invoicesync.validate import Rules, judge, kind_of
 
 MAX_CLAIMS_PER_CYCLE = 500  # a start-up backlog is taken in slices so the loop keeps its heartbeat
 UNPACK_PREFIX = ".unpack-"
+CHECKS_PER_COMMIT_SECONDS = 0.25  # one journal commit for the files checked within this time, not one each
 
 
 def new_id() -> str:
@@ -54,6 +55,9 @@ class Intake:
     next_check_at: float | None = None
     waiting_empty: int = 0
     unusable_names: set[str] = field(default_factory=set)  # left in outbox/, each logged once
+    # item_id -> wall time its final stat was first seen: a batch's max_wait_seconds counts from there, so a
+    # lone file is not held back for company it could have had while it settled (lost on restart: then now)
+    seen_at: dict[str, float] = field(default_factory=dict)
 
     # -- scan, settle, claim -----------------------------------------------------------------
 
@@ -89,7 +93,9 @@ class Intake:
             item_id = new_id()
             if self.folders.claim(name, item_id) is None:
                 continue
-            self.seen.pop(name, None)
+            seen = self.seen.pop(name, None)
+            if seen is not None:
+                self.seen_at[item_id] = self.wall() - (now - seen.since)
             _, ext = split_extension(name)
             claims.append(
                 {
@@ -142,10 +148,20 @@ class Intake:
     # -- content -----------------------------------------------------------------------------
 
     def check_claimed(self) -> None:
-        for item in self.journal.items(self.outbox_name, "claimed"):
-            self._check(item)
+        """Verdicts are committed together, at most `CHECKS_PER_COMMIT_SECONDS` apart (the write lock is
+        held meanwhile): a crash before a commit leaves those files `claimed`, to be checked again."""
+        pending = iter(self.journal.items(self.outbox_name, "claimed"))
+        for first in pending:
+            with self.journal.transaction():
+                self._check(first)
+                deadline = self.monotonic() + CHECKS_PER_COMMIT_SECONDS
+                for item in pending:
+                    self._check(item)
+                    if self.monotonic() >= deadline:
+                        break
 
     def _check(self, item: ItemRow) -> None:
+        seen_at = self.seen_at.pop(item.item_id, None)
         path = self.folders.processing / item.claim_name
         try:
             info = path.lstat()
@@ -195,7 +211,11 @@ class Intake:
             self._fail(item, verdict.error, order_id=order_id, size=info.st_size, sha256=sha256)
             return
         self.journal.mark_ready(
-            item.item_id, order_id=order_id, size=info.st_size, sha256=sha256, ready_at=self.wall()
+            item.item_id,
+            order_id=order_id,
+            size=info.st_size,
+            sha256=sha256,
+            ready_at=self.wall() if seen_at is None else seen_at,
         )
         self.log.info(
             "file_ready", item_id=item.item_id, file=item.file_name, order_id=order_id, sha256=sha256

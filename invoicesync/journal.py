@@ -177,7 +177,18 @@ class Journal:
         self._db.close()
 
     @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Several steps in one transaction, so one commit (one fsync) instead of one per file. Only for
+        steps that a crash before the commit simply leaves to be done again: a file's validation verdict
+        (it stays `claimed` and is checked again), `finished` (the finishing steps are repeated)."""
+        with self._write():
+            yield
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        if self._db.in_transaction:  # inside `transaction()`: its commit makes this step durable too
+            yield self._db
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db

@@ -25,7 +25,7 @@ class PlanItem:
     order_id: str
     ext: str
     size: int
-    ready_since: float  # monotonic; when the file was first seen in the outbox
+    ready_since: float  # wall clock; when the file was first seen in the outbox as it is now
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ class Worker:
     monotonic: Callable[[], float]
     wall: Callable[[], float]
     scan_interval_seconds: float  # poll_seconds in poll mode, rescan_seconds with events
-    settling_interval_seconds: float  # how often to look while files settle
+    settling_interval_seconds: float  # poll_seconds: how soon to look again while the outbox is unusable
     tally: Tally = field(default_factory=Tally)
     next_scan_at: float = 0.0
     health: Health | None = None  # state_dir, folders, finishing: checked before each step when set
@@ -62,10 +62,12 @@ class Worker:
         if self.health is not None and not self.health.check():
             return self._tick_unhealthy()
         now = self.monotonic()
-        if woken or now >= self.next_scan_at:
+        check_due = self.intake.next_check_at is not None and now >= self.intake.next_check_at
+        if woken or check_due or now >= self.next_scan_at:
             self.intake.scan_and_claim()
-            interval = self.settling_interval_seconds if self.intake.seen else self.scan_interval_seconds
-            self.next_scan_at = self.monotonic() + interval
+            # Settling needs a look only when a file could be ready (`next_check_at`) or on an event: a
+            # crowd of waiting files is not rescanned every poll_seconds in events mode.
+            self.next_scan_at = self.monotonic() + self.scan_interval_seconds
         self.intake.check_claimed()
         self.delivery.plan(flush=flush)
         batch_due = self.delivery.advance_batches()
