@@ -347,6 +347,7 @@ class FaultSettings(_Settings):
     drop_after_accept_rate: Rate = 0.0
     token_ttl_seconds: Annotated[int, _whole_number(1)] = 7200
     refuse_tokens: bool = False
+    seed: int | None = None  # the same seed draws the same faults: a rehearsal can be repeated
 
 
 class SandboxSettings(_Settings):

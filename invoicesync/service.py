@@ -85,6 +85,7 @@ def sandbox_options(config: Config) -> SandboxOptions:
         slow_seconds=faults.slow_seconds,
         drop_after_accept_rate=faults.drop_after_accept_rate,
         refuse_tokens=faults.refuse_tokens,
+        seed=faults.seed,
     )
 
 

@@ -2,6 +2,7 @@
 
 One cached token, renewed at age `expires_in - min(300, expires_in / 5)`, at most one request a minute
 unless forced; a `401` forces one renewal (unless another request already renewed it) and one retry.
+A token request answered 5xx or 429, or lost on the network, is repeated (stamina) before giving up.
 The token and the secret never reach a log line or an exception message, and no exception raised here
 chains to an httpx frame whose locals hold the form (structlog's dict tracebacks can show locals).
 """
@@ -11,13 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Generator
-from datetime import UTC, datetime
 
 import httpx
+import stamina
 import structlog
 
 from invoicesync.errors import OutboxBlocked, TransientError
-from invoicesync.marketplaces.http import json_body, parse_retry_after
+from invoicesync.marketplaces.http import Refused, json_body, retry_hook
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +28,9 @@ REFUSED = (
 )
 DEFAULT_EXPIRES_IN = 300.0
 MIN_SECONDS_BETWEEN_REQUESTS = 60.0
+ATTEMPTS = 3  # one token request, retried on 5xx, 429 and network errors ...
+TIMEOUT_SECONDS = 20.0  # ... within this; then the batch waits on the loop's timer
+RETRY_AFTER_CAP_SECONDS = 10.0  # a longer Retry-After is handed to the loop's timer
 
 
 class TokenAuth(httpx.Auth):
@@ -79,10 +83,29 @@ class TokenAuth(httpx.Auth):
         self.token_requests += 1
         self._requested_at = self._clock()
         failure: type[Exception] | None = None
+        refused: Refused | None = None
+        form = self._form()
+        retrying = stamina.retry_context(  # a token request is safe to repeat: 5xx, 429, network
+            on=retry_hook(cap_seconds=RETRY_AFTER_CAP_SECONDS, errors=(httpx.TransportError,)),
+            attempts=ATTEMPTS,
+            timeout=TIMEOUT_SECONDS,
+        )
         try:
-            response = self._client.post(self._token_url, data=self._form(), auth=httpx.Auth())
+            for attempt in retrying:
+                with attempt:
+                    response = self._client.post(self._token_url, data=form, auth=httpx.Auth())
+                    if response.status_code == 429 or response.status_code >= 500:
+                        raise Refused(response)
+        except Refused as exc:
+            refused = exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             failure = type(exc)
+        del form
+        if refused is not None:  # raised outside `except`, as below
+            raise TransientError(
+                f"The Octopia token endpoint answered {refused.status_code}; will try again.",
+                retry_after_seconds=refused.retry_after,
+            )
         if failure is not None:  # raised outside `except`: nothing chains to httpx frames holding the form
             if issubclass(failure, httpx.UnsupportedProtocol | httpx.InvalidURL):
                 raise OutboxBlocked(
@@ -94,11 +117,6 @@ class TokenAuth(httpx.Auth):
         status = response.status_code
         if status in (400, 401, 403):
             raise OutboxBlocked(REFUSED.format(status=status))
-        if status == 429 or status >= 500:
-            wait = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
-            raise TransientError(
-                f"The Octopia token endpoint answered {status}; will try again.", retry_after_seconds=wait
-            )
         body = json_body(response)
         token = body.get("access_token") if isinstance(body, dict) and status == 200 else None
         if not isinstance(token, str) or not token:
