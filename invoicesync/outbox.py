@@ -16,6 +16,7 @@ import errno
 import json
 import os
 import stat as stat_module
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,9 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
-    """Hidden temp file in the same folder, fsync, rename over `path`, fsync the folder."""
+def write_json_atomic(path: Path, document: dict[str, Any], *, sync_folder: bool = True) -> None:
+    """Hidden temp file in the same folder, fsync, rename over `path`, fsync the folder (unless the caller
+    fsyncs it once for several files: `sync_folder=False`)."""
     temp = path.with_name(f".{path.name}.tmp")
     data = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -53,7 +55,8 @@ def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
     finally:
         os.close(fd)
     os.replace(temp, path)
-    fsync_dir(path.parent)
+    if sync_folder:
+        fsync_dir(path.parent)
 
 
 @dataclass
@@ -176,25 +179,34 @@ class Folders:
         with os.scandir(self.processing) as entries:
             return sorted(entry.name for entry in entries if not entry.name.startswith("."))
 
-    def finish(
-        self, claim_path: Path, dest_dir: Path, dest_name: str, sidecar: str, report: dict[str, Any]
-    ) -> None:
-        """Sidecar first (atomic), then the move; repeating after a crash at any point is safe."""
-        write_json_atomic(dest_dir / sidecar, report)
+    # Finishing is sidecar first, then the move; repeating either after a crash at any point is safe. The
+    # caller fsyncs the folders once per group of files: the sidecars' before any file moves, then both
+    # sides of the moves before the journal says `finished`.
+
+    def write_sidecar(self, dest_dir: Path, sidecar: str, report: dict[str, Any]) -> None:
+        write_json_atomic(dest_dir / sidecar, report, sync_folder=False)
+
+    def move_in(self, claim_path: Path, dest_dir: Path, dest_name: str) -> None:
+        """Move a claimed file beside its sidecar; already gone means already moved (a repeat)."""
         target = dest_dir / dest_name
         if claim_path.exists() or claim_path.is_symlink():
             if target.exists() or target.is_symlink():
                 raise ServiceError(f"{target} appeared while finishing; refusing to overwrite it.")
             os.rename(claim_path, target)
-            fsync_dir(dest_dir)
-            fsync_dir(claim_path.parent)
 
-    def free_name(self, dest_dir: Path, name: str, sidecar_suffix: str) -> str:
-        """The first of `name`, `name (2)`, … whose file and sidecar are both free."""
+    def free_name(
+        self, dest_dir: Path, name: str, sidecar_suffix: str, *, reserved: Collection[str] = ()
+    ) -> str:
+        """The first of `name`, `name (2)`, … whose file and sidecar are both free and not `reserved` (names
+        given to files not moved there yet)."""
         number = 1
         while True:
             candidate = numbered(name, number)
-            taken = (dest_dir / candidate).exists() or (dest_dir / candidate).is_symlink()
+            taken = (
+                candidate in reserved
+                or (dest_dir / candidate).exists()
+                or (dest_dir / candidate).is_symlink()
+            )
             if not taken and not (dest_dir / f"{candidate}{sidecar_suffix}").exists():
                 return candidate
             number += 1

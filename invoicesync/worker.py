@@ -1,14 +1,17 @@
 """worker (shell): one outbox's loop step, `tick()`: intake, delivery, then finishing.
 
 The worker makes no decisions of its own: `intake` claims and checks files, `delivery` moves
-batches along, and finishing writes each decided file's sidecar, then moves the file, then marks
-it finished in the journal (each part safe to repeat after a crash). A dropped ZIP is finished
-once all its entries are, with a summary of their outcomes.
+batches along, and finishing names each decided file's place in sent/ or failed/ (journaled), writes
+its sidecar, then moves the file, then marks it finished in the journal (each part safe to repeat
+after a crash), for up to FINISH_PER_COMMIT files at a time: one commit and one fsync per folder for
+the group, not per file. A dropped ZIP is finished once all its entries are, with a summary of their
+outcomes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,9 +24,11 @@ from invoicesync.health import Health
 from invoicesync.intake import UNPACK_PREFIX, Intake
 from invoicesync.journal import ItemRow, Journal
 from invoicesync.model import Stage
-from invoicesync.outbox import Folders
+from invoicesync.outbox import Folders, fsync_dir
 from invoicesync.report import ReportFacts, build_report, outcome_of, sidecar_name
 from invoicesync.settle import Kind
+
+FINISH_PER_COMMIT = 200  # files finished per journal commit and per fsync of their folders
 
 
 @dataclass
@@ -115,36 +120,90 @@ class Worker:
             else:
                 self.health.finishing.set(None)
 
-    def _finish_or_defer(self, item: ItemRow, entries: list[dict[str, Any]] | None = None) -> None:
-        try:
-            self._finish(item, entries=entries)
-        except OSError as exc:
-            if self.health is None:
-                raise
-            self._finish_errors.append(exc)
-
     def finish_decided(self) -> None:
-        for item in self.journal.items(self.name, "decided"):
-            self._finish_or_defer(item)
+        decided = self._with_destinations(self.journal.items(self.name, "decided"))
+        for start in range(0, len(decided), FINISH_PER_COMMIT):
+            self._finish_together(decided[start : start + FINISH_PER_COMMIT])
         for container in self.journal.items(self.name, "container"):
             entries = self.journal.entries_of(container.item_id)
             if all(entry.state == "finished" for entry in entries):
                 self.journal.decide(container.item_id, stage=Stage.VALIDATION, error=None)
                 fresh = self.journal.item(container.item_id)
                 if fresh is not None:
-                    self._finish_or_defer(fresh, entries=[_entry_summary(entry) for entry in entries])
+                    summary = [_entry_summary(entry) for entry in entries]
+                    self._finish_together(self._with_destinations([fresh]), entries=summary)
                 with contextlib.suppress(OSError):
                     (self.folders.processing / f"{UNPACK_PREFIX}{container.item_id}").rmdir()
 
-    def _finish(self, item: ItemRow, entries: list[dict[str, Any]] | None = None) -> None:
+    def _destination(self, item: ItemRow) -> tuple[Path, str]:
+        """The folder a decided file goes to, and its sidecar's suffix."""
+        if item.file_error is None:
+            return self.folders.sent, ".receipt.json"
+        return self.folders.failed, ".error.json"
+
+    def _with_destinations(self, items: list[ItemRow]) -> list[ItemRow]:
+        """Each file's name in sent/ or failed/, journaled (one commit) before any file moves there, so a
+        repeat after a crash uses the same name; no name is handed out twice."""
+        reserved: dict[Path, set[str]] = {}
+        for item in items:
+            if item.dest_name is not None:
+                reserved.setdefault(self._destination(item)[0], set()).add(item.dest_name)
+        named = []
+        unnamed = any(item.dest_name is None for item in items)
+        with self.journal.transaction() if unnamed else contextlib.nullcontext():
+            for item in items:
+                if item.dest_name is None:
+                    dest_dir, suffix = self._destination(item)
+                    taken = reserved.setdefault(dest_dir, set())
+                    name = self.folders.free_name(dest_dir, item.file_name, suffix, reserved=taken)
+                    taken.add(name)
+                    self.journal.set_dest(item.item_id, name)
+                    item = dataclasses.replace(item, dest_name=name)
+                named.append(item)
+        return named
+
+    def _finish_together(self, items: list[ItemRow], entries: list[dict[str, Any]] | None = None) -> None:
+        """Every sidecar, one fsync per folder, every move, one fsync per folder, then `finished` for all in
+        one commit. A crash anywhere repeats what is not journaled `finished`, with the same names. A file
+        that cannot be finished (sent/ or failed/ refused) stays in .processing/, is reported, and is tried
+        again next time without holding up the others."""
+        placed: list[tuple[ItemRow, datetime]] = []
+        for item in items:
+            try:
+                placed.append((item, self._write_sidecar(item, entries)))
+            except OSError as exc:
+                self._defer(exc)
+        for folder in {self._destination(item)[0] for item, _ in placed}:
+            fsync_dir(folder)  # every report is durable before its file moves in
+        moved: list[tuple[ItemRow, datetime]] = []
+        touched: set[Path] = set()
+        for item, finished_at in placed:
+            dest_dir, _ = self._destination(item)
+            claim_path = self.folders.processing / item.claim_name
+            try:
+                self.folders.move_in(claim_path, dest_dir, item.dest_name or item.file_name)
+            except OSError as exc:
+                self._defer(exc)
+                continue
+            touched.update((dest_dir, claim_path.parent))
+            moved.append((item, finished_at))
+        for folder in touched:
+            fsync_dir(folder)  # the moves are durable before the journal says `finished`
+        with self.journal.transaction() if moved else contextlib.nullcontext():
+            for item, finished_at in moved:
+                self.journal.mark_finished(item.item_id, finished_at=finished_at)
+        for item, _ in moved:
+            self._count_and_log(item)
+
+    def _defer(self, exc: OSError) -> None:
+        if self.health is None:
+            raise exc
+        self._finish_errors.append(exc)
+
+    def _write_sidecar(self, item: ItemRow, entries: list[dict[str, Any]] | None) -> datetime:
         error = item.file_error
-        dest_dir = self.folders.sent if error is None else self.folders.failed
-        suffix = ".receipt.json" if error is None else ".error.json"
-        if item.dest_name is None:
-            dest_name = self.folders.free_name(dest_dir, item.file_name, suffix)
-            self.journal.set_dest(item.item_id, dest_name)
-        else:
-            dest_name = item.dest_name
+        dest_dir, _ = self._destination(item)
+        dest_name = item.dest_name or item.file_name  # always set by `_with_destinations`
         if entries is None and item.ext == "zip" and item.origin_id is None and error is None:
             entries = [_entry_summary(entry) for entry in self.journal.entries_of(item.item_id)]
         finished_at = datetime.fromtimestamp(self.wall()).astimezone()
@@ -164,9 +223,11 @@ class Worker:
             marketplace_result=json.loads(item.result) if item.result else None,
         )
         report = build_report(facts, finished_at=finished_at, entries=entries)
-        claim_path = self.folders.processing / item.claim_name
-        self.folders.finish(claim_path, dest_dir, dest_name, sidecar_name(dest_name, error), report)
-        self.journal.mark_finished(item.item_id, finished_at=finished_at)
+        self.folders.write_sidecar(dest_dir, sidecar_name(dest_name, error), report)
+        return finished_at
+
+    def _count_and_log(self, item: ItemRow) -> None:
+        error = item.file_error
         if error is not None or item.ext != "zip" or item.origin_id is not None:  # a sent ZIP: its entries
             if error is None:
                 self.tally.sent += 1
@@ -178,7 +239,7 @@ class Worker:
             file=item.file_name,
             outcome=outcome_of(error),
             code=None if error is None else error.code,
-            dest=str(Path(dest_dir.name) / dest_name),
+            dest=str(Path(self._destination(item)[0].name) / (item.dest_name or item.file_name)),
         )
 
 
