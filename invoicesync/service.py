@@ -23,7 +23,7 @@ import structlog
 
 from invoicesync.config import SANDBOX, Config, OutboxSettings
 from invoicesync.delivery import LOST_GRACE_SECONDS, Delivery, Limits
-from invoicesync.errors import ServiceError
+from invoicesync.errors import InvoicesyncError, ServiceError
 from invoicesync.health import Health
 from invoicesync.intake import Intake
 from invoicesync.journal import Journal
@@ -142,6 +142,7 @@ class Service:
         self._sandbox: Sandbox | None = None
         self._status_written: dict[str, Any] = {}
         self._status_troubles: list[str] | None = None  # what systemd's STATUS= last said
+        self._mounts: dict[Path, str | None] = {}  # each root prepared once, with its mount at the time
         self._final_tally = {"sent": 0, "failed": 0, "waiting": 0}
 
     # -- control from signal handlers --------------------------------------------------------
@@ -205,9 +206,14 @@ class Service:
             loop.thread.start()
 
     def _build(self, box: OutboxSettings) -> Loop:
-        folders = Folders(box.root, self.host, ignore=box.files.ignore)
-        if folders.prepare():
-            self.log.info("outbox_root_created", outbox=box.name, root=str(box.root))
+        # A root already prepared (a reload) is not prepared again: its share may be unmounted now, and
+        # folders made then would land on the disk beneath; its health check waits for it instead.
+        known = box.root in self._mounts
+        folders = Folders(box.root, self.host, ignore=box.files.ignore, mount=self._mounts.get(box.root))
+        if not known:
+            if folders.prepare():
+                self.log.info("outbox_root_created", outbox=box.name, root=str(box.root))
+            self._mounts[box.root] = folders.mount
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         journal = Journal(self.config.state_dir / JOURNAL_NAME)
         bundle_dir = self.config.state_dir / "bundles"
@@ -268,7 +274,8 @@ class Service:
         )
         loop = Loop(worker=worker, marketplace=marketplace, journal=journal, watcher=watcher)
         watcher.on_event = loop.wake.set
-        worker.recover()
+        if not known:  # adoption is for files a crash left unjournaled: a reload leaves none
+            worker.recover()
         return loop
 
     def _run_loop(self, loop: Loop) -> None:
@@ -314,11 +321,19 @@ class Service:
         if config.state_dir != self.config.state_dir:
             self.log.error("reload_failed", reason="state_dir cannot change on reload; restart the service")
             return
+        previous = self.config
         self.notifier.reloading()
         self._stop_loops()
         self.config = config
         self._loops = []
-        self._start()
+        try:
+            self._start()
+        except InvoicesyncError as exc:  # e.g. a new outbox's root cannot be made: keep the old set
+            self.log.error("reload_failed", reason=str(exc))
+            self._stop_loops()
+            self.config = previous
+            self._loops = []
+            self._start()
         self.notifier.ready()
         self.log.info("service_reloaded", outboxes=len(self._loops))
 

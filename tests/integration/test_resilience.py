@@ -16,6 +16,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -32,6 +33,7 @@ from invoicesync.errors import TransientError
 from invoicesync.marketplaces.octopia import OctopiaMarketplace
 from invoicesync.sandbox import Sandbox, SandboxOptions
 from invoicesync.service import STATUS_NAME, Service, sandbox_options
+from invoicesync.systemd import Notifier
 from tests.badfiles import sample_pdf, sample_ubl
 from tests.conftest import wait_for
 from tests.harness import drop, files_in, leftovers, report, write_config
@@ -73,15 +75,15 @@ def configure(
 class Running:
     """`invoicesync run` in-process: the service in a thread, stopped (and checked) on exit."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, notifier: Notifier | None = None) -> None:
         self.config = config
-        self.service = Service(config)
+        self.service = Service(config, notifier=notifier)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="service", daemon=True)
 
     def _run(self) -> None:
         try:
-            self.service.run()
+            self.service.run(reload_config=lambda: load_config(self.config.source))
         except BaseException as exc:  # handed to the test thread, which fails on it
             self.error = exc
 
@@ -116,8 +118,8 @@ class Running:
 
 
 @contextlib.contextmanager
-def running(config: Config) -> Iterator[Running]:
-    daemon = Running(config)
+def running(config: Config, notifier: Notifier | None = None) -> Iterator[Running]:
+    daemon = Running(config, notifier)
     daemon.thread.start()
     try:
         wait_for(
@@ -133,6 +135,41 @@ def running(config: Config) -> Iterator[Running]:
         daemon.thread.join(timeout=60)
     assert not daemon.thread.is_alive(), "the service did not stop"
     assert daemon.error is None, f"the service stopped with {daemon.error!r}"
+
+
+class NotifySocket:
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET (abstract, so no path length limit)."""
+
+    def __init__(self) -> None:
+        self.address = f"@invoicesync-test-{uuid.uuid4().hex}"
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.socket.bind("\0" + self.address[1:])
+        self.socket.settimeout(0.1)
+        self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                self.messages.append(self.socket.recv(65536).decode())
+
+    def notifier(self) -> Notifier:
+        return Notifier(environ={"NOTIFY_SOCKET": self.address})
+
+    def statuses(self) -> list[str]:
+        return [
+            line[7:]
+            for message in list(self.messages)
+            for line in message.splitlines()
+            if line.startswith("STATUS=")
+        ]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.socket.close()
 
 
 def events_named(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -266,10 +303,12 @@ def test_wrong_secret_pauses_only_that_outbox_keeps_its_files_and_resumes_once_f
     config = configure(tmp_path, wrong_secret_for_shop, outboxes=("shop", "other"))
     shop, other = tmp_path / "shop", tmp_path / "other"
     names = drop_many(shop, "PAUS", 6)
-    with capture_logs() as events, running(config) as daemon:
+    systemd = NotifySocket()
+    with capture_logs() as events, running(config, systemd.notifier()) as daemon:
         wait_for(lambda: daemon.outbox_status()["paused"], timeout_seconds=20, what="shop paused")
         reason = daemon.outbox_status()["paused"]
         assert "refused the credentials" in reason and "(401)" in reason
+        wait_for(lambda: f"shop: paused: {reason}" in systemd.statuses(), timeout_seconds=10, what="STATUS=")
         # The other outbox is not held up.
         drop(other, "OTHR0001.pdf", sample_pdf("OTHR0001"))
         wait_for(lambda: files_in(other, "sent") == ["OTHR0001.pdf"], timeout_seconds=20, what="other sent")
@@ -290,7 +329,10 @@ def test_wrong_secret_pauses_only_that_outbox_keeps_its_files_and_resumes_once_f
         wait_for(lambda: len(files_in(shop, "sent")) == 7, timeout_seconds=60, what="shop resumed")
         assert_each_sent_once(shop, daemon.sandbox, [*names, "PAUS0100.pdf"])
         wait_for(lambda: daemon.outbox_status()["paused"] is None, timeout_seconds=10, what="status cleared")
+        wait_for(lambda: systemd.statuses()[-1:] == ["delivering"], timeout_seconds=10, what="STATUS= clear")
+    systemd.close()
     assert files_in(shop, "failed") == [] and leftovers(shop) == []
+    assert_no_secret(*systemd.messages)
     paused = events_named(events, "outbox_paused")
     assert len(paused) == 1 and paused[0]["outbox"] == "shop", "said once, not at every retry"
     assert [event["outbox"] for event in events_named(events, "outbox_resumed")] == ["shop"]
@@ -470,6 +512,27 @@ def test_outbox_root_removed_and_recreated_while_running(tmp_path: Path) -> None
     assert len(events_named(events, "outbox_available")) == 1
     assert not events_named(events, "outbox_loop_failed"), "no traceback at every scan"
     assert_no_secret(json.dumps(events, default=str), reports_text(root, tmp_path / "moved-away"))
+
+
+def test_a_reload_while_the_root_is_gone_neither_makes_it_nor_stops(tmp_path: Path) -> None:
+    """SIGHUP while the share is away: the root is not made on the disk beneath, the daemon goes on."""
+    config = configure(tmp_path)
+    root = tmp_path / "shop"
+    with capture_logs() as events, running(config) as daemon:
+        drop(root, "RELD0001.pdf", sample_pdf("RELD0001"))
+        wait_for(lambda: files_in(root, "sent") == ["RELD0001.pdf"], timeout_seconds=20, what="first sent")
+        root.rename(tmp_path / "away")
+        wait_for(lambda: daemon.outbox_status()["problem"], timeout_seconds=20, what="noticed")
+        daemon.service.request_reload()
+        wait_for(lambda: events_named(events, "service_reloaded"), timeout_seconds=20, what="reloaded")
+        wait_for(lambda: daemon.outbox_status()["problem"], timeout_seconds=20, what="noticed again")
+        daemon.ticks(3)
+        assert not root.exists()
+        (tmp_path / "away").rename(root)  # the share is back
+        drop(root, "RELD0002.pdf", sample_pdf("RELD0002"))
+        wait_for(lambda: len(files_in(root, "sent")) == 2, timeout_seconds=20, what="second sent")
+    assert not events_named(events, "reload_failed") and not events_named(events, "outbox_loop_failed")
+    assert_no_secret(json.dumps(events, default=str))
 
 
 def _mount(*args: str) -> None:
