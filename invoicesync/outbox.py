@@ -16,7 +16,8 @@ import errno
 import json
 import os
 import stat as stat_module
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from invoicesync.settle import Kind, Stat
 from invoicesync.watching import mount_of
 
 CLAIM_SEPARATOR = "__"
+SYNC_THREADS = 8  # fsyncs in flight at once in `write_json_files`
 
 
 def fsync_dir(path: Path) -> None:
@@ -43,20 +45,58 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, document: dict[str, Any], *, sync_folder: bool = True) -> None:
-    """Hidden temp file in the same folder, fsync, rename over `path`, fsync the folder (unless the caller
-    fsyncs it once for several files: `sync_folder=False`)."""
-    temp = path.with_name(f".{path.name}.tmp")
+def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
+    """Hidden temp file in the same folder, fsync, rename over `path`, fsync the folder."""
+    _write_temp(path, document)
+    _sync_temp(path)
+    os.replace(_temp_of(path), path)
+    fsync_dir(path.parent)
+
+
+def write_json_files(documents: Sequence[tuple[Path, dict[str, Any]]]) -> list[OSError | None]:
+    """`write_json_atomic` for many files, each whole or absent, but with the temp files' fsyncs in flight
+    together (fsync releases the GIL, and the filesystem commits them in one go: several times faster
+    than one after another). The caller fsyncs the folders. Returns each file's error, or None."""
+    errors = [_attempt(_write_temp, path, document) for path, document in documents]
+    written = [index for index, error in enumerate(errors) if error is None]
+    if written:
+        with ThreadPoolExecutor(max_workers=min(SYNC_THREADS, len(written))) as pool:
+            synced = pool.map(lambda index: _attempt(_sync_temp, documents[index][0]), written)
+            for index, error in zip(written, synced, strict=True):
+                errors[index] = error
+    for index, (path, _) in enumerate(documents):
+        if errors[index] is None:
+            errors[index] = _attempt(os.replace, _temp_of(path), path)
+    return errors
+
+
+def _attempt(action: Callable[..., object], *args: Any) -> OSError | None:
+    try:
+        action(*args)
+    except OSError as exc:
+        return exc
+    return None
+
+
+def _temp_of(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def _write_temp(path: Path, document: dict[str, Any]) -> None:
     data = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(_temp_of(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _sync_temp(path: Path) -> None:
+    fd = os.open(_temp_of(path), os.O_RDONLY)
+    try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(temp, path)
-    if sync_folder:
-        fsync_dir(path.parent)
 
 
 @dataclass
@@ -179,12 +219,9 @@ class Folders:
         with os.scandir(self.processing) as entries:
             return sorted(entry.name for entry in entries if not entry.name.startswith("."))
 
-    # Finishing is sidecar first, then the move; repeating either after a crash at any point is safe. The
-    # caller fsyncs the folders once per group of files: the sidecars' before any file moves, then both
-    # sides of the moves before the journal says `finished`.
-
-    def write_sidecar(self, dest_dir: Path, sidecar: str, report: dict[str, Any]) -> None:
-        write_json_atomic(dest_dir / sidecar, report, sync_folder=False)
+    # Finishing is sidecars first (`write_json_files`), then the moves; repeating either after a crash at
+    # any point is safe. The caller fsyncs the folders once per group of files: the sidecars' before any
+    # file moves, then both sides of the moves before the journal says `finished`.
 
     def move_in(self, claim_path: Path, dest_dir: Path, dest_name: str) -> None:
         """Move a claimed file beside its sidecar; already gone means already moved (a repeat)."""

@@ -24,7 +24,7 @@ from invoicesync.health import Health
 from invoicesync.intake import UNPACK_PREFIX, Intake
 from invoicesync.journal import ItemRow, Journal
 from invoicesync.model import Stage
-from invoicesync.outbox import Folders, fsync_dir
+from invoicesync.outbox import Folders, fsync_dir, write_json_files
 from invoicesync.report import ReportFacts, build_report, outcome_of, sidecar_name
 from invoicesync.settle import Kind
 
@@ -167,12 +167,14 @@ class Worker:
         one commit. A crash anywhere repeats what is not journaled `finished`, with the same names. A file
         that cannot be finished (sent/ or failed/ refused) stays in .processing/, is reported, and is tried
         again next time without holding up the others."""
+        reports = [self._report(item, entries) for item in items]
+        errors = write_json_files([(path, report) for path, report, _ in reports])
         placed: list[tuple[ItemRow, datetime]] = []
-        for item in items:
-            try:
-                placed.append((item, self._write_sidecar(item, entries)))
-            except OSError as exc:
-                self._defer(exc)
+        for item, (_, _, finished_at), error in zip(items, reports, errors, strict=True):
+            if error is None:
+                placed.append((item, finished_at))
+            else:
+                self._defer(error)
         for folder in {self._destination(item)[0] for item, _ in placed}:
             fsync_dir(folder)  # every report is durable before its file moves in
         moved: list[tuple[ItemRow, datetime]] = []
@@ -200,7 +202,10 @@ class Worker:
             raise exc
         self._finish_errors.append(exc)
 
-    def _write_sidecar(self, item: ItemRow, entries: list[dict[str, Any]] | None) -> datetime:
+    def _report(
+        self, item: ItemRow, entries: list[dict[str, Any]] | None
+    ) -> tuple[Path, dict[str, Any], datetime]:
+        """The sidecar's path and content, and the finishing time it states."""
         error = item.file_error
         dest_dir, _ = self._destination(item)
         dest_name = item.dest_name or item.file_name  # always set by `_with_destinations`
@@ -223,8 +228,7 @@ class Worker:
             marketplace_result=json.loads(item.result) if item.result else None,
         )
         report = build_report(facts, finished_at=finished_at, entries=entries)
-        self.folders.write_sidecar(dest_dir, sidecar_name(dest_name, error), report)
-        return finished_at
+        return dest_dir / sidecar_name(dest_name, error), report, finished_at
 
     def _count_and_log(self, item: ItemRow) -> None:
         error = item.file_error
