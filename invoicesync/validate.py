@@ -158,20 +158,25 @@ def _judge(kind: str, order_id: str | None, stream: BinaryIO, size: int, rules: 
         )
         return Verdict(kind="zip", error=check.error)
 
+    if kind == "pdf":  # pypdf reads from the stream what it needs: a large PDF is never held whole
+        end = stream.seek(0, io.SEEK_END)
+        if end > limit:  # the file grew past what `size` said
+            return Verdict(kind=kind, error=_too_large(end, limit))
+        if end == 0:
+            return Verdict(kind=kind, error=file_error("EmptyFile"))
+        return judge_pdf(
+            stream,
+            order_id,
+            labels=rules.order_labels,
+            pages_for_text=rules.pdf_pages_for_text,
+            max_pages=rules.pdf_max_pages,
+        )
     stream.seek(0)
     data = stream.read(limit + 1)
     if len(data) > limit:  # the file grew past what `size` said
         return Verdict(kind=kind, error=_too_large(len(data), limit))
     if not data:
         return Verdict(kind=kind, error=file_error("EmptyFile"))
-    if kind == "pdf":
-        return judge_pdf(
-            data,
-            order_id,
-            labels=rules.order_labels,
-            pages_for_text=rules.pdf_pages_for_text,
-            max_pages=rules.pdf_max_pages,
-        )
     return judge_xml(data, order_id)
 
 

@@ -23,6 +23,7 @@ import io
 import logging
 import re
 import zlib
+from typing import BinaryIO
 
 from pypdf import PdfReader
 from pypdf.errors import DependencyError, PyPdfError
@@ -59,14 +60,15 @@ def byte_problem(data: bytes) -> str | None:
 
 
 def judge_pdf(
-    data: bytes,
+    data: bytes | BinaryIO,
     order_id: str | None,
     *,
     labels: tuple[str, ...],
     pages_for_text: int,
     max_pages: int,
 ) -> Verdict:
-    """The verdict on the bytes of a .pdf file; never raises."""
+    """The verdict on the bytes of a .pdf file, in memory or as a seekable stream (pypdf then reads only
+    the parts it needs: a large scan is never held whole in memory); never raises."""
     try:
         error, order_named = _check(data, order_id, labels, pages_for_text, max_pages)
     except Exception as exc:  # whatever the bytes do to pypdf, the file gets a verdict
@@ -82,14 +84,26 @@ def _invalid(reason: str, exc: BaseException | None = None) -> FileError:
     return file_error("InvalidPdf", reason=reason, detail=detail)
 
 
+def _ends(stream: BinaryIO) -> bytes:
+    """The first and the last 1024 bytes (all of a small file): what `byte_problem` looks at."""
+    size = stream.seek(0, io.SEEK_END)
+    stream.seek(0)
+    if size <= 2048:
+        return stream.read()
+    head = stream.read(1024)
+    stream.seek(size - 1024)
+    return head + stream.read(1024)
+
+
 def _check(
-    data: bytes, order_id: str | None, labels: tuple[str, ...], pages_for_text: int, max_pages: int
+    data: bytes | BinaryIO, order_id: str | None, labels: tuple[str, ...], pages_for_text: int, max_pages: int
 ) -> tuple[FileError | None, str | None]:
-    problem = byte_problem(data)
+    stream = io.BytesIO(data) if isinstance(data, bytes) else data
+    problem = byte_problem(_ends(stream))
     if problem is not None:
         return _invalid(problem), None
     try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
+        reader = PdfReader(stream, strict=False)
         encrypted = reader.is_encrypted
     except DependencyError as exc:
         return file_error("EncryptedPdf", detail=f"{type(exc).__name__}: {exc}"), None
