@@ -287,6 +287,11 @@ class Service:
                 self.log.exception("outbox_loop_failed", outbox=loop.worker.name)
                 delay = LOOP_ERROR_BACKOFF_SECONDS
             loop.heartbeat = time.monotonic()
+            if not loop.watcher.alive():  # e.g. outbox/ was removed: its events ended for good
+                loop.watcher.stop()
+                loop.worker.scan_interval_seconds = loop.worker.settling_interval_seconds
+                loop.worker.next_scan_at = 0.0  # and list it now: the next rescan may be far away
+                self.log.warning("watch_events_stopped", outbox=loop.worker.name, watching="poll")
             if self.once and (loop.worker.idle() or self._stuck(loop)):
                 loop.done = True
                 return

@@ -89,7 +89,12 @@ class Watcher:
         return True
 
     def alive(self) -> bool:
-        return self._observer is None or self._observer.is_alive()
+        """False once events stopped flowing: the observer died, or one of its emitters did, which it
+        does quietly when the watched folder is removed (the observer itself looks alive)."""
+        observer = self._observer
+        return observer is None or (
+            observer.is_alive() and all(emitter.is_alive() for emitter in observer.emitters)
+        )
 
     def stop(self) -> None:
         if self._observer is not None:

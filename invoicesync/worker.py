@@ -83,6 +83,7 @@ class Worker:
     def _tick_unhealthy(self) -> float:
         """state_dir or the folders unusable: claim and finish nothing, poll imports already sent when
         the journal can take their outcomes, and look again after `poll_seconds`."""
+        self.next_scan_at = 0.0  # list outbox/ as soon as it can be used again
         wait = self.settling_interval_seconds
         if self.health is not None and self.health.can_poll:
             batch_due = self.delivery.advance_batches(polls_only=True)

@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import threading
@@ -541,6 +542,24 @@ def test_outbox_root_removed_and_recreated_while_running(tmp_path: Path) -> None
     assert len(events_named(events, "outbox_available")) == 1
     assert not events_named(events, "outbox_loop_failed"), "no traceback at every scan"
     assert_no_secret(json.dumps(events, default=str), reports_text(root, tmp_path / "moved-away"))
+
+
+def test_events_lost_with_a_removed_outbox_fall_back_to_polling(tmp_path: Path) -> None:
+    """inotify's watch ends with the folder it watched: the loop notices and lists outbox/ every
+    poll_seconds instead of waiting for a rescan an hour away."""
+    config = configure(tmp_path, outbox_overrides={"watch": {"mode": "events", "rescan_seconds": 3600}})
+    root = tmp_path / "shop"
+    with capture_logs() as events, running(config) as daemon:
+        drop(root, "EVNT0001.pdf", sample_pdf("EVNT0001"))
+        wait_for(lambda: files_in(root, "sent") == ["EVNT0001.pdf"], timeout_seconds=20, what="first sent")
+        shutil.rmtree(root)
+        wait_for(lambda: daemon.outbox_status()["problem"], timeout_seconds=20, what="noticed")
+        root.mkdir()
+        wait_for(lambda: (root / "outbox").is_dir(), timeout_seconds=20, what="sub-folders made again")
+        drop(root, "EVNT0002.pdf", sample_pdf("EVNT0002"))
+        wait_for(lambda: len(files_in(root, "sent")) == 1, timeout_seconds=20, what="picked up by polling")
+    assert [event["watching"] for event in events_named(events, "watch_events_stopped")] == ["poll"]
+    assert not events_named(events, "outbox_loop_failed")
 
 
 def test_a_reload_while_the_root_is_gone_neither_makes_it_nor_stops(tmp_path: Path) -> None:
