@@ -118,6 +118,10 @@ class Loop:
     thread: threading.Thread | None = None
     done: bool = False
 
+    def beat(self) -> None:
+        """The loop made headway (a turn, or a request moving bytes): the watchdog may be fed."""
+        self.heartbeat = time.monotonic()
+
 
 class Service:
     def __init__(
@@ -274,6 +278,8 @@ class Service:
         )
         loop = Loop(worker=worker, marketplace=marketplace, journal=journal, watcher=watcher)
         watcher.on_event = loop.wake.set
+        if isinstance(marketplace, OctopiaMarketplace):  # an upload may outlast WatchdogSec on a slow link
+            marketplace.progress = loop.beat
         if not known:  # adoption is for files a crash left unjournaled: a reload leaves none
             worker.recover()
         return loop

@@ -98,12 +98,20 @@ class DeadlinePassed(Exception):
 class DeadlineFile:
     """A binary file httpx streams from, which stops the upload once the deadline has passed."""
 
-    def __init__(self, file: BinaryIO, *, deadline: float, clock: Callable[[], float]) -> None:
-        self._file, self._deadline, self._clock = file, deadline, clock
+    def __init__(
+        self,
+        file: BinaryIO,
+        *,
+        deadline: float,
+        clock: Callable[[], float],
+        on_read: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._file, self._deadline, self._clock, self._on_read = file, deadline, clock, on_read
 
     def read(self, size: int = -1) -> bytes:
         if self._clock() > self._deadline:
             raise DeadlinePassed("request deadline passed")
+        self._on_read()
         return self._file.read(size)
 
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -116,12 +124,19 @@ class DeadlineFile:
         return self._file.fileno()
 
 
-def read_within(response: httpx.Response, *, deadline: float, clock: Callable[[], float]) -> httpx.Response:
+def read_within(
+    response: httpx.Response,
+    *,
+    deadline: float,
+    clock: Callable[[], float],
+    on_read: Callable[[], None] = lambda: None,
+) -> httpx.Response:
     """The body of a streamed answer, read whole unless `deadline` passes first (then `httpx.ReadTimeout`,
     retried like any timeout). httpx bounds each read, not the whole: a server trickling its answer
-    would otherwise hold the outbox's loop for as long as it likes."""
+    would otherwise hold the outbox's loop for as long as it likes. `on_read` is called per chunk."""
     chunks: list[bytes] = []
     for chunk in response.iter_bytes():  # decoded (gzip and such) as it arrives
+        on_read()
         chunks.append(chunk)
         if clock() > deadline:
             raise httpx.ReadTimeout("the answer took longer than its deadline", request=response.request)

@@ -181,6 +181,9 @@ class OctopiaMarketplace:
         self._seller_id = seller_id
         self._deadline_seconds = request_deadline_seconds
         self._clock = clock
+        # Called while a request makes headway (each attempt, each chunk sent or read): the service's
+        # watchdog takes a long upload on a slow link for work, not for a hung loop.
+        self.progress: Callable[[], None] = lambda: None
         self._client = httpx.Client(
             timeout=timeout or DEFAULT_TIMEOUT,
             limits=DEFAULT_LIMITS,
@@ -209,7 +212,10 @@ class OctopiaMarketplace:
                         cast(  # duck-typed binary file: read/seek/tell/fileno are all httpx uses
                             IO[bytes],
                             DeadlineFile(
-                                stack.enter_context(open(path, "rb")), deadline=deadline, clock=self._clock
+                                stack.enter_context(open(path, "rb")),
+                                deadline=deadline,
+                                clock=self._clock,
+                                on_read=self._progress,
                             ),
                         ),
                         content_type,
@@ -247,6 +253,7 @@ class OctopiaMarketplace:
         try:
             for attempt in retrying:
                 with attempt:
+                    self._progress()
                     if self._clock() > deadline:
                         raise DeadlinePassed("request deadline passed")
                     for _, (_, file, _) in files:
@@ -385,9 +392,12 @@ class OctopiaMarketplace:
         try:
             for attempt in retrying:
                 with attempt:
+                    self._progress()
                     deadline = self._clock() + min(self._deadline_seconds, GET_DEADLINE_SECONDS)
                     with self._client.stream("GET", url, auth=self.auth) as streamed:
-                        response = read_within(streamed, deadline=deadline, clock=self._clock)
+                        response = read_within(
+                            streamed, deadline=deadline, clock=self._clock, on_read=self._progress
+                        )
                     if response.status_code == 429 or response.status_code >= 500:
                         raise Refused(response)
                     return response
@@ -434,6 +444,9 @@ class OctopiaMarketplace:
         return OutboxBlocked(
             f"Octopia's base_url looks wrong ({self._base_url}: {reason}). Fix base_url; {BLOCKED_TAIL}"
         )
+
+    def _progress(self) -> None:
+        self.progress()
 
     def check_online(self) -> None:
         self.auth.renew()

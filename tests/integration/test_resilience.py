@@ -29,9 +29,11 @@ import yaml
 from structlog.testing import capture_logs
 
 from invoicesync import commands
+from invoicesync.bundle import build_bundle
 from invoicesync.config import Config, load_config
 from invoicesync.errors import TransientError
 from invoicesync.marketplaces.octopia import OctopiaMarketplace
+from invoicesync.model import Batch, BatchItem, Endpoint
 from invoicesync.sandbox import Sandbox, SandboxOptions
 from invoicesync.service import STATUS_NAME, Service, sandbox_options
 from invoicesync.systemd import Notifier
@@ -515,6 +517,37 @@ def test_a_trickling_answer_is_cut_at_its_deadline() -> None:
         market.close()
     assert time.monotonic() - started < 5.0  # three attempts of 0.3 s, not three of 20 s of trickle
     assert "ReadTimeout" in str(caught.value)
+
+
+def test_requests_report_headway_so_a_long_upload_is_not_taken_for_a_hung_loop(tmp_path: Path) -> None:
+    """Each chunk of an upload (and of an answer) calls `progress`, which the service wires to the loop's
+    heartbeat: the watchdog stays fed while a big bundle crawls up a slow link."""
+    order = "BIGU0001"
+    pdf = tmp_path / f"{order}.pdf"
+    pdf.write_bytes(sample_pdf(order, padding_bytes=2_000_000, random_padding=True))
+    item = BatchItem("i1", order, f"{order}.pdf", str(pdf), pdf.stat().st_size, "application/pdf")
+    bundle = build_bundle([item], tmp_path / "bundle.zip")
+    options = SandboxOptions(processing_seconds=0.1)
+    with Sandbox.start(options) as sandbox:
+        market = OctopiaMarketplace(
+            base_url=sandbox.base_url,
+            token_url=sandbox.token_url,
+            seller_id="98979",
+            client_id="c",
+            read_secret=lambda: SECRET,
+        )
+        beats: list[float] = []
+        market.progress = lambda: beats.append(time.monotonic())
+        try:
+            submission = market.submit(
+                Batch("b1", "big-1", Endpoint.BULK_IMPORT, (item,), bundle_path=str(bundle))
+            )
+            sent = len(beats)
+            market.poll(submission.import_id)
+        finally:
+            market.close()
+    assert sent >= bundle.stat().st_size // 65536  # one per 64 KiB chunk read from the bundle
+    assert len(beats) > sent
 
 
 # -- local faults -------------------------------------------------------------------------------------
