@@ -26,7 +26,17 @@ import structlog
 from invoicesync.bundle import build_bundle
 from invoicesync.errors import OutboxBlocked, RejectedError, TransientError, UnknownOutcome
 from invoicesync.journal import BatchRow, ItemRow, Journal
-from invoicesync.lifecycle import Finished, Flight, FlightItem, GiveUp, Lost, PollAgain, advance, poll_delay
+from invoicesync.lifecycle import (
+    Finished,
+    Flight,
+    FlightItem,
+    GiveUp,
+    Lost,
+    PollAgain,
+    Step,
+    advance,
+    poll_delay,
+)
 from invoicesync.marketplaces import Marketplace
 from invoicesync.messages import file_error
 from invoicesync.model import (
@@ -35,6 +45,7 @@ from invoicesync.model import (
     Endpoint,
     FileResult,
     ImportSnapshot,
+    ImportStatus,
     ItemOutcome,
     Stage,
     Submission,
@@ -255,11 +266,19 @@ class Delivery:
 
     def _poll(self, row: BatchRow) -> None:
         assert row.import_id is not None  # submitted batches always carry one
-        snapshot = self.marketplace.poll(row.import_id)
+        try:
+            snapshot = self.marketplace.poll(row.import_id)
+        except TransientError:
+            # No answer at all, however long: past give_up_after the import times out all the same.
+            silence = ImportSnapshot(row.import_id, ImportStatus.UNKNOWN, ())
+            if isinstance(self._next_step(row, silence)[1], GiveUp):
+                self._consider(row, silence)
+                return
+            raise
         self._resume()
         self._consider(row, snapshot)
 
-    def _consider(self, row: BatchRow, snapshot: ImportSnapshot) -> None:
+    def _next_step(self, row: BatchRow, snapshot: ImportSnapshot) -> tuple[Flight, Step]:
         items = self.journal.batch_items(row.batch_id)
         flight = Flight(
             batch_id=row.batch_id,
@@ -279,6 +298,10 @@ class Delivery:
             max_seconds=self.limits.poll_max_seconds,
             give_up_after_seconds=self.limits.give_up_after_seconds,
         )
+        return flight, step
+
+    def _consider(self, row: BatchRow, snapshot: ImportSnapshot) -> None:
+        flight, step = self._next_step(row, snapshot)
         match step:
             case PollAgain(at=at, attempt=attempt):
                 self.journal.set_next_poll(row.batch_id, at=at, attempt=attempt, raw=snapshot.raw)

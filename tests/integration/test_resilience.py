@@ -413,6 +413,35 @@ def test_import_still_running_after_give_up_after_fails_as_import_timeout(tmp_pa
     assert_no_secret(json.dumps(events, default=str), reports_text(root))
 
 
+def test_an_import_never_answered_again_still_times_out(tmp_path: Path) -> None:
+    """After the upload every poll fails (500): past give_up_after the files fail as ImportTimeout
+    instead of waiting on the loop's timer forever."""
+    options = SandboxOptions(
+        processing_seconds=60, client_id="test-client", client_secret=SECRET, seller_id="98979"
+    )
+    with Sandbox.start(options) as sandbox:
+        config = configure(
+            tmp_path,
+            outbox_overrides={
+                "octopia": {"base_url": sandbox.base_url, "token_url": sandbox.token_url},
+                "poll": {"first_seconds": 0.1, "max_seconds": 0.3, "give_up_after": "2s"},
+            },
+        )
+        root = tmp_path / "shop"
+        drop(root, "SILE0001.pdf", sample_pdf("SILE0001"))
+
+        def break_polls() -> None:
+            wait_for(lambda: sandbox.stats()["imports"] >= 1, timeout_seconds=30, what="import created")
+            sandbox.set_options(replace(sandbox.options, error_rate=1.0))
+
+        breaker = threading.Thread(target=break_polls)
+        breaker.start()
+        tally = Service(config, once=True).run()
+        breaker.join()
+    assert tally == {"sent": 0, "failed": 1, "waiting": 0}
+    assert report(root, "failed", "SILE0001.pdf")["error"]["code"] == "ImportTimeout"
+
+
 def test_an_import_the_marketplace_forgot_is_looked_up_then_sent_again(tmp_path: Path) -> None:
     """Polling answers 404 (the marketplace lost the import): the upload is looked up, found absent,
     and sent again, once. Driven tick by tick against a sandbox restarted on the same port."""
