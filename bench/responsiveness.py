@@ -128,12 +128,12 @@ def build_history(state_dir: Path, processing: Path, *, finished: int, in_flight
                      "import-old", "sent", f"{order}.pdf", iso, iso))
     batches: list[tuple[object, ...]] = []
     states = ("claimed", "ready", "batched", "decided")
-    pdf = sample_pdf("OPEN0000000")
     for number in range(in_flight):
         item_id = f"o{number:015d}"
         order = f"OPEN{number:07d}"
         state = states[number * len(states) // in_flight]
         claim_name = f"{item_id}__{order}.pdf"
+        pdf = sample_pdf(order)
         (processing / claim_name).write_bytes(pdf)
         batch_id = f"b{number // 50:015d}" if state == "batched" else None
         if batch_id is not None and (not batches or batches[-1][0] != batch_id):
