@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -96,18 +97,7 @@ class Intake:
             seen = self.seen.pop(name, None)
             if seen is not None:
                 self.seen_at[item_id] = self.wall() - (now - seen.since)
-            _, ext = split_extension(name)
-            claims.append(
-                {
-                    "item_id": item_id,
-                    "outbox": self.outbox_name,
-                    "host": self.folders.host,
-                    "file_name": name,
-                    "claim_name": self.folders.claim_name(item_id, name),
-                    "ext": ext,
-                    "received_at": self._now_iso(),
-                }
-            )
+            claims.append(self._claim_row(item_id, name, self.folders.claim_name(item_id, name)))
         if len(settled.ready) + len(expired) > MAX_CLAIMS_PER_CYCLE:
             self.next_check_at = now  # more to take: come back at once
         if claims:
@@ -128,18 +118,7 @@ class Intake:
             item_id, separator, name = claim_name.partition(CLAIM_SEPARATOR)
             if not separator or self.journal.knows(item_id):
                 continue
-            _, ext = split_extension(name)
-            claims.append(
-                {
-                    "item_id": item_id,
-                    "outbox": self.outbox_name,
-                    "host": self.folders.host,
-                    "file_name": name,
-                    "claim_name": claim_name,
-                    "ext": ext,
-                    "received_at": self._now_iso(),
-                }
-            )
+            claims.append(self._claim_row(item_id, name, claim_name))
         if claims:
             self.journal.record_claims(claims)
             self.log.info("files_adopted", files=len(claims))
@@ -261,21 +240,35 @@ class Intake:
         for entry in unpacked.entries:
             entry_id = new_id()
             entry_name = os.path.basename(entry.name.replace("\\", "/"))
-            _, ext = split_extension(entry_name)
+            claim_name = f"{unpack_dir.name}/{entry.path.name}"
             claims.append(
-                {
-                    "item_id": entry_id,
-                    "outbox": self.outbox_name,
-                    "host": self.folders.host,
-                    "file_name": entry_name,
-                    "claim_name": f"{unpack_dir.name}/{entry.path.name}",
-                    "origin_id": item.item_id,
-                    "ext": ext,
-                    "received_at": item.received_at,
-                }
+                self._claim_row(
+                    entry_id, entry_name, claim_name, origin=item.item_id, received_at=item.received_at
+                )
             )
         self.journal.record_claims(claims, container=(item.item_id, size, sha256))
         self.log.info("archive_opened", item_id=item.item_id, file=item.file_name, entries=len(claims))
+
+    def _claim_row(
+        self,
+        item_id: str,
+        name: str,
+        claim_name: str,
+        *,
+        origin: str | None = None,
+        received_at: str | None = None,
+    ) -> dict[str, Any]:
+        """The journal row of a file now under .processing/<host>/ as `claim_name`."""
+        return {
+            "item_id": item_id,
+            "outbox": self.outbox_name,
+            "host": self.folders.host,
+            "file_name": name,
+            "claim_name": claim_name,
+            "origin_id": origin,
+            "ext": split_extension(name)[1],
+            "received_at": received_at or self._now_iso(),
+        }
 
     def _now_iso(self) -> str:
         return datetime.fromtimestamp(self.wall()).astimezone().isoformat()
