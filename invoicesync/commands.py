@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import re
 import sqlite3
-import stat
 import sys
 import tempfile
 from datetime import datetime
@@ -24,13 +22,13 @@ from typing import Any
 from invoicesync import archive
 from invoicesync.config import SANDBOX, Config
 from invoicesync.errors import InvoicesyncError, ServiceError
-from invoicesync.messages import file_error, unreadable
+from invoicesync.examine import examine
 from invoicesync.model import FileError
-from invoicesync.naming import DEFAULT_ORDER_PATTERN, is_ignored, order_id_of
+from invoicesync.naming import DEFAULT_ORDER_PATTERN, is_ignored
 from invoicesync.outbox import Folders
 from invoicesync.sandbox import Sandbox
 from invoicesync.service import JOURNAL_NAME, LOCK_NAME, STATUS_NAME, make_marketplace, sandbox_options
-from invoicesync.validate import Rules, judge, kind_of, self_test
+from invoicesync.validate import Rules, kind_of, self_test
 from invoicesync.watching import filesystem_type, is_network
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -267,51 +265,16 @@ def _verdicts(path: Path, pattern: re.Pattern[str], rules: Rules) -> list[dict[s
 def _verdict(
     path: Path, name: str, pattern: re.Pattern[str], rules: Rules, *, origin: str | None
 ) -> tuple[dict[str, Any], FileError | None]:
-    """One file judged as intake judges it: never opened unless it is a regular file."""
-    is_zip = kind_of(name) == "zip" and origin is None
-    order_id = None if is_zip else order_id_of(Path(name).name, pattern)
-    base: dict[str, Any] = {"file": name, "origin": origin, "order_id": order_id}
-    error: FileError | None
-    try:
-        info = path.lstat()
-    except OSError as exc:
-        error = (
-            file_error("Unreadable", reason=": it does not exist")
-            if isinstance(exc, FileNotFoundError)
-            else unreadable(exc)
-        )
-    else:
-        if not stat.S_ISREG(info.st_mode):
-            error = file_error("NotARegularFile", what=_what(info.st_mode))
-        elif order_id is None and not is_zip:
-            error = file_error("InvalidFileName", reason=f" ({Path(name).name!r})")
-        else:
-            error = _judge_file(path, name, order_id, rules, base)
-    if error is None:
+    """One file judged exactly as intake judges it (`examine`)."""
+    found = examine(path, Path(name).name, pattern=pattern, rules=rules, entry=origin is not None)
+    base: dict[str, Any] = {"file": name, "origin": origin, "order_id": found.order_id}
+    if found.size is not None:
+        base["size"] = found.size
+    if found.sha256 is not None:
+        base["sha256"] = found.sha256
+    if found.error is None:
         return {**base, "verdict": "ok"}, None
-    return _failed(base, error), error
-
-
-def _judge_file(
-    path: Path, name: str, order_id: str | None, rules: Rules, base: dict[str, Any]
-) -> FileError | None:
-    try:
-        with open(path, "rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
-            base["size"] = size
-            base["sha256"] = hashlib.file_digest(stream, "sha256").hexdigest()
-            stream.seek(0)
-            return judge(name, order_id, stream, size, rules).error
-    except OSError as exc:
-        return unreadable(exc)
-
-
-def _what(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    return "a special file (FIFO, socket or device)"
+    return _failed(base, found.error), found.error
 
 
 def _failed(base: dict[str, Any], error: FileError) -> dict[str, Any]:

@@ -8,11 +8,9 @@ entries becomes an item of its own; the ZIP waits as a `container` until they ar
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
-import stat as stat_module
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,13 +21,14 @@ from typing import Any
 import structlog
 
 from invoicesync import archive
+from invoicesync.examine import examine
 from invoicesync.journal import ItemRow, Journal
-from invoicesync.messages import file_error, unreadable
+from invoicesync.messages import file_error
 from invoicesync.model import FileError, Stage
-from invoicesync.naming import order_id_of, split_extension, unusable_name
+from invoicesync.naming import split_extension, unusable_name
 from invoicesync.outbox import CLAIM_SEPARATOR, Folders, fsync_dir
 from invoicesync.settle import NOTHING_SEEN, Kind, Seen, settle
-from invoicesync.validate import Rules, judge, kind_of
+from invoicesync.validate import Rules
 
 MAX_CLAIMS_PER_CYCLE = 500  # a start-up backlog is taken in slices so the loop keeps its heartbeat
 UNPACK_PREFIX = ".unpack-"
@@ -142,63 +141,34 @@ class Intake:
     def _check(self, item: ItemRow) -> None:
         seen_at = self.seen_at.pop(item.item_id, None)
         path = self.folders.processing / item.claim_name
-        try:
-            info = path.lstat()
-        except FileNotFoundError:
-            self.log.error("claimed_file_missing", item_id=item.item_id, file=item.file_name)
-            self._fail(item, file_error("Unreadable", reason=": it vanished from .processing/"))
-            return
-        if not stat_module.S_ISREG(info.st_mode):
-            what = (
-                "a symbolic link"
-                if stat_module.S_ISLNK(info.st_mode)
-                else "a special file (FIFO, socket or device)"
-            )
-            self._fail(item, file_error("NotARegularFile", what=what))
-            return
-        if kind_of(item.file_name) == "zip" and item.origin_id is None:
-            self._open_archive(item, path, info.st_size)
-            return
-        order_id = order_id_of(item.file_name, self.order_pattern)
-        if info.st_size > self.rules.max_bytes:  # refused before reading it at all
-            reason = f"{info.st_size:,} bytes, more than the {self.rules.max_bytes:,} bytes allowed"
-            error = file_error("TooLarge", reason=reason, detail=f"files.max_bytes: {self.rules.max_bytes}")
-            self._fail(item, error, order_id=order_id, size=info.st_size)
-            return
-        try:
-            with open(path, "rb") as stream:
-                sha256 = hashlib.file_digest(stream, "sha256").hexdigest()
-                stream.seek(0)
-                verdict = (
-                    None
-                    if order_id is None
-                    else judge(item.file_name, order_id, stream, info.st_size, self.rules)
-                )
-        except OSError as exc:
-            self._fail(item, unreadable(exc), order_id=order_id, size=info.st_size)
-            return
-        if order_id is None:
-            self._fail(
-                item,
-                file_error("InvalidFileName", reason=f" ({item.file_name!r})"),
-                order_id=order_id,
-                size=info.st_size,
-                sha256=sha256,
-            )
-            return
-        if verdict is not None and verdict.error is not None:
-            self._fail(item, verdict.error, order_id=order_id, size=info.st_size, sha256=sha256)
-            return
-        self.journal.mark_ready(
-            item.item_id,
-            order_id=order_id,
-            size=info.st_size,
-            sha256=sha256,
-            ready_at=self.wall() if seen_at is None else seen_at,
+        found = examine(
+            path,
+            item.file_name,
+            pattern=self.order_pattern,
+            rules=self.rules,
+            entry=item.origin_id is not None,
         )
-        self.log.info(
-            "file_ready", item_id=item.item_id, file=item.file_name, order_id=order_id, sha256=sha256
-        )
+        if found.error is not None:
+            self._fail(item, found.error, order_id=found.order_id, size=found.size, sha256=found.sha256)
+        elif found.archive:
+            self._open_archive(item, path, found.size or 0, found.sha256 or "")
+        else:
+            assert found.order_id is not None and found.sha256 is not None  # examine's promise when it passes
+            ready_at = self.wall() if seen_at is None else seen_at
+            self.journal.mark_ready(
+                item.item_id,
+                order_id=found.order_id,
+                size=found.size or 0,
+                sha256=found.sha256,
+                ready_at=ready_at,
+            )
+            self.log.info(
+                "file_ready",
+                item_id=item.item_id,
+                file=item.file_name,
+                order_id=found.order_id,
+                sha256=found.sha256,
+            )
 
     def _fail(
         self,
@@ -214,19 +184,8 @@ class Intake:
         )
         self.log.info("file_refused", item_id=item.item_id, file=item.file_name, code=error.code)
 
-    def _open_archive(self, item: ItemRow, path: Path, size: int) -> None:
+    def _open_archive(self, item: ItemRow, path: Path, size: int, sha256: str) -> None:
         """A safe ZIP becomes one item per entry, in one transaction with the container's own state."""
-        try:
-            with open(path, "rb") as stream:
-                sha256 = hashlib.file_digest(stream, "sha256").hexdigest()
-                stream.seek(0)
-                verdict = judge(item.file_name, None, stream, size, self.rules)
-        except OSError as exc:  # a permission refused is the file's problem, not a reason to stop the loop
-            self._fail(item, unreadable(exc), size=size)
-            return
-        if verdict.error is not None:
-            self._fail(item, verdict.error, size=size, sha256=sha256)
-            return
         unpack_dir = self.folders.processing / f"{UNPACK_PREFIX}{item.item_id}"
         if unpack_dir.exists():
             shutil.rmtree(unpack_dir)  # left by a crash before the entries were journaled
