@@ -27,6 +27,7 @@ import httpx
 import yaml
 
 from tests.badfiles import sample_pdf, sample_ubl
+from tests.conftest import wait_for
 
 # Log event -> how many of them to let pass before the kill (picked at random up to this).
 KILL_MOMENTS = {
@@ -53,19 +54,14 @@ class Outcome:
     moments: Counter[str] = field(default_factory=Counter)
 
 
-def _wait(condition: Callable[[], bool], timeout_seconds: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still false after {timeout_seconds}s: {what}")
-        time.sleep(0.01)
-
-
 class SandboxProcess:
     def __init__(self, workdir: Path, *args: str) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "invoicesync", "sandbox", "--port", "0", *args],
-            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -88,15 +84,22 @@ def write_config(workdir: Path, sandbox: SandboxProcess) -> Path:
     config = {
         "state_dir": str(workdir / "state"),
         "log": {"format": "json", "level": "info"},
-        "outboxes": [{
-            "name": "shop",
-            "root": str(root),
-            "octopia": {"base_url": sandbox.base_url, "token_url": sandbox.token_url, "seller_id": "98979",
-                        "client_id": "soak", "client_secret": "soak-secret"},
-            "watch": {"mode": "events", "settle_seconds": 0.2, "poll_seconds": 0.1, "rescan_seconds": 2},
-            "batch": {"max_files": 50, "max_wait_seconds": 0.2},
-            "poll": {"first_seconds": 0.1, "max_seconds": 0.5, "give_up_after": "1h"},
-        }],
+        "outboxes": [
+            {
+                "name": "shop",
+                "root": str(root),
+                "octopia": {
+                    "base_url": sandbox.base_url,
+                    "token_url": sandbox.token_url,
+                    "seller_id": "98979",
+                    "client_id": "soak",
+                    "client_secret": "soak-secret",
+                },
+                "watch": {"mode": "events", "settle_seconds": 0.2, "poll_seconds": 0.1, "rescan_seconds": 2},
+                "batch": {"max_files": 50, "max_wait_seconds": 0.2},
+                "poll": {"first_seconds": 0.1, "max_seconds": 0.5, "give_up_after": "1h"},
+            }
+        ],
     }
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -149,12 +152,18 @@ def run_kill_loop(
                 _drop(outbox, name, data)
             log = workdir / f"run-{number}.log"
             with open(log, "w") as out:
-                daemon = subprocess.Popen([sys.executable, "-m", "invoicesync", "run", "-c", str(config)],
-                                          cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
+                daemon = subprocess.Popen(
+                    [sys.executable, "-m", "invoicesync", "run", "-c", str(config)],
+                    cwd=workdir,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
                 moment = rng.choice(sorted(KILL_MOMENTS))
                 wanted = rng.randint(1, KILL_MOMENTS[moment])
                 try:
-                    _wait(_seen(log, moment, wanted, daemon), 20, f"{wanted} x {moment}")
+                    wait_for(
+                        _seen(log, moment, wanted, daemon), timeout_seconds=20, what=f"{wanted} x {moment}"
+                    )
                 except AssertionError:
                     moment = "timeout"
                 daemon.send_signal(signal.SIGKILL)
@@ -163,10 +172,18 @@ def run_kill_loop(
             progress(f"kill {number + 1}/{kills} after {moment}")
         log = workdir / "run-final.log"
         with open(log, "w") as out:
-            daemon = subprocess.Popen([sys.executable, "-m", "invoicesync", "run", "-c", str(config)],
-                                      cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "invoicesync", "run", "-c", str(config)],
+                cwd=workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
             try:
-                _wait(lambda: _done(root, len(dropped)), finish_timeout_seconds, "every file finished")
+                wait_for(
+                    lambda: _done(root, len(dropped)),
+                    timeout_seconds=finish_timeout_seconds,
+                    what="all finished",
+                )
             finally:
                 daemon.send_signal(signal.SIGTERM)
                 daemon.wait(timeout=30)
@@ -199,8 +216,14 @@ def _leftovers(root: Path) -> list[str]:
     return left
 
 
-def _judge(root: Path, dropped: list[tuple[str, bytes]], received: list[dict[str, Any]], kills: int,
-           moments: Counter[str], seconds: float) -> Outcome:
+def _judge(
+    root: Path,
+    dropped: list[tuple[str, bytes]],
+    received: list[dict[str, Any]],
+    kills: int,
+    moments: Counter[str],
+    seconds: float,
+) -> Outcome:
     placed: Counter[str] = Counter()
     bad_sidecars = 0
     for folder, suffix in (("sent", ".receipt.json"), ("failed", ".error.json")):
