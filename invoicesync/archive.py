@@ -25,8 +25,7 @@ from typing import IO, NamedTuple
 
 from invoicesync.messages import file_error, unreadable
 from invoicesync.model import FileError
-from invoicesync.validate import Rules
-from invoicesync.validate_zip import check_archive
+from invoicesync.validate import Rules, archive_check
 
 CHUNK_BYTES = 64 * 1024
 MAX_NAME_CHARS = 120
@@ -123,13 +122,7 @@ def _unpack(stream: IO[bytes], dest_dir: Path, rules: Rules, written: list[Path]
             "TooLarge",
             reason=f"{size:,} bytes, more than the {rules.zip_max_total_bytes:,} allowed for a ZIP",
         )
-    check = check_archive(
-        stream,
-        size,
-        max_entries=rules.zip_max_entries,
-        max_total_bytes=rules.zip_max_total_bytes,
-        max_ratio=rules.zip_max_ratio,
-    )
+    check = archive_check(stream, size, rules)
     if check.error is not None:
         return check.error
     dest_dir.mkdir(parents=True, exist_ok=True)

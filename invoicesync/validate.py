@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from invoicesync.messages import file_error, unreadable
 from invoicesync.model import FileError, Verdict
@@ -23,7 +23,7 @@ from invoicesync.validate_pdf import judge_pdf
 from invoicesync.validate_xml import judge_xml, looks_like_xml
 from invoicesync.validate_xsd import SchemaUnavailable
 from invoicesync.validate_xsd import self_test as _xsd_self_test
-from invoicesync.validate_zip import check_archive
+from invoicesync.validate_zip import ArchiveCheck, check_archive
 
 __all__ = ["DEFAULT_ORDER_LABELS", "Rules", "SchemaUnavailable", "judge", "kind_of", "self_test", "sniff"]
 
@@ -109,6 +109,17 @@ def self_test() -> None:
     _xsd_self_test()
 
 
+def archive_check(stream: IO[bytes], size: int, rules: Rules) -> ArchiveCheck:
+    """The ZIP safety rules with this outbox's limits (used by `judge` and by `archive.unpack`)."""
+    return check_archive(
+        stream,
+        size,
+        max_entries=rules.zip_max_entries,
+        max_total_bytes=rules.zip_max_total_bytes,
+        max_ratio=rules.zip_max_ratio,
+    )
+
+
 def judge(file_name: str, order_id: str | None, stream: BinaryIO, size: int, rules: Rules) -> Verdict:
     """The content verdict on one file. Never raises for any bytes (SchemaUnavailable is an install fault)."""
     kind = kind_of(file_name)
@@ -149,14 +160,7 @@ def _judge(kind: str, order_id: str | None, stream: BinaryIO, size: int, rules: 
         )
 
     if kind == "zip":
-        check = check_archive(
-            stream,
-            size,
-            max_entries=rules.zip_max_entries,
-            max_total_bytes=rules.zip_max_total_bytes,
-            max_ratio=rules.zip_max_ratio,
-        )
-        return Verdict(kind="zip", error=check.error)
+        return Verdict(kind="zip", error=archive_check(stream, size, rules).error)
 
     if kind == "pdf":  # pypdf reads from the stream what it needs: a large PDF is never held whole
         end = stream.seek(0, io.SEEK_END)
