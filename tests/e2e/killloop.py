@@ -166,8 +166,9 @@ def run_kill_loop(
                     )
                 except AssertionError:
                     moment = "timeout"
-                daemon.send_signal(signal.SIGKILL)
-                daemon.wait(timeout=10)
+                finally:  # also when the test itself is interrupted: no daemon outlives it
+                    daemon.send_signal(signal.SIGKILL)
+                    daemon.wait(timeout=10)
             moments[moment] += 1
             progress(f"kill {number + 1}/{kills} after {moment}")
         log = workdir / "run-final.log"
@@ -186,7 +187,11 @@ def run_kill_loop(
                 )
             finally:
                 daemon.send_signal(signal.SIGTERM)
-                daemon.wait(timeout=30)
+                try:
+                    daemon.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    daemon.kill()
+                    daemon.wait(timeout=10)
         return _judge(root, dropped, sandbox.received(), kills, moments, time.monotonic() - started)
     finally:
         sandbox.stop()
