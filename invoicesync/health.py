@@ -38,9 +38,9 @@ def state_dir_problem(path: Path, *, min_free_bytes: int = STATE_DIR_MIN_FREE_BY
     if not os.access(path, os.W_OK | os.X_OK):
         return f"The state directory {path} is not writable (permission denied); nothing is claimed now."
     free = info.f_bavail * info.f_frsize
-    if free < min_free_bytes:
+    if free < min_free_bytes:  # the reason names no byte count: it stays the same while the disk fills
         return (
-            f"The state directory {path} is full ({free:,} bytes free, {min_free_bytes:,} needed); "
+            f"The state directory {path} is full (less than {min_free_bytes:,} bytes free); "
             "nothing is claimed until there is room."
         )
     return None
