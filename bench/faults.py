@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from tests.badfiles import sample_pdf, sample_ubl  # after the sys.path line above
-from tests.e2e.killloop import SandboxProcess
+from tests.e2e.killloop import SandboxProcess, write_config
 
 RETRY_EVENTS = {
     "stamina.retry_scheduled": "retried within the call (stamina: 5xx, 429 with Retry-After, network)",
@@ -38,34 +37,6 @@ RETRY_EVENTS = {
     "lost_upload_found": "  ... found in the import list (not sent again)",
     "lost_upload_absent": "  ... surely absent after the grace (sent again)",
 }
-
-
-def write_config(workdir: Path, sandbox: SandboxProcess) -> Path:
-    root = workdir / "shop"
-    (root / "outbox").mkdir(parents=True)
-    config = {
-        "state_dir": str(workdir / "state"),
-        "log": {"format": "json", "level": "info"},
-        "outboxes": [
-            {
-                "name": "shop",
-                "root": str(root),
-                "octopia": {
-                    "base_url": sandbox.base_url,
-                    "token_url": sandbox.token_url,
-                    "seller_id": "98979",
-                    "client_id": "bench-client",
-                    "client_secret": "bench-secret",
-                },
-                "watch": {"mode": "poll", "settle_seconds": 0.5, "poll_seconds": 0.2},
-                "batch": {"max_files": 25, "max_wait_seconds": 1},
-                "poll": {"first_seconds": 1, "max_seconds": 10},
-            }
-        ],
-    }
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
 
 
 def drop_files(outbox: Path, count: int) -> None:
@@ -109,7 +80,13 @@ def main() -> int:
         workdir = Path(folder)
         sandbox = SandboxProcess(workdir, *flags)
         try:
-            config = write_config(workdir, sandbox)
+            config = write_config(
+                workdir,
+                sandbox,
+                watch={"mode": "poll", "settle_seconds": 0.5, "poll_seconds": 0.2},
+                batch={"max_files": 25, "max_wait_seconds": 1},
+                poll={"first_seconds": 1, "max_seconds": 10},
+            )
             drop_files(workdir / "shop" / "outbox", args.files)
             print(f"sandbox: invoicesync sandbox --port 0 {' '.join(flags)}")
             started = time.monotonic()

@@ -78,9 +78,17 @@ class SandboxProcess:
         self.process.wait(timeout=10)
 
 
-def write_config(workdir: Path, sandbox: SandboxProcess) -> Path:
+def write_config(
+    workdir: Path,
+    sandbox: SandboxProcess,
+    *,
+    watch: dict[str, Any] | None = None,
+    batch: dict[str, Any] | None = None,
+    poll: dict[str, Any] | None = None,
+) -> Path:
+    """One outbox `shop` under workdir talking to a sandbox process; fast timings unless overridden."""
     root = workdir / "shop"
-    root.mkdir(parents=True, exist_ok=True)
+    (root / "outbox").mkdir(parents=True, exist_ok=True)
     config = {
         "state_dir": str(workdir / "state"),
         "log": {"format": "json", "level": "info"},
@@ -95,14 +103,15 @@ def write_config(workdir: Path, sandbox: SandboxProcess) -> Path:
                     "client_id": "soak",
                     "client_secret": "soak-secret",
                 },
-                "watch": {"mode": "events", "settle_seconds": 0.2, "poll_seconds": 0.1, "rescan_seconds": 2},
-                "batch": {"max_files": 50, "max_wait_seconds": 0.2},
-                "poll": {"first_seconds": 0.1, "max_seconds": 0.5, "give_up_after": "1h"},
+                "watch": watch
+                or {"mode": "events", "settle_seconds": 0.2, "poll_seconds": 0.1, "rescan_seconds": 2},
+                "batch": batch or {"max_files": 50, "max_wait_seconds": 0.2},
+                "poll": poll or {"first_seconds": 0.1, "max_seconds": 0.5, "give_up_after": "1h"},
             }
         ],
     }
     path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
