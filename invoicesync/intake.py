@@ -13,6 +13,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,8 @@ from typing import Any
 import structlog
 
 from invoicesync import archive
-from invoicesync.examine import examine
+from invoicesync.checkers import Checkers
+from invoicesync.examine import Examined
 from invoicesync.journal import ItemRow, Journal
 from invoicesync.messages import file_error
 from invoicesync.model import FileError, Stage
@@ -32,7 +34,7 @@ from invoicesync.validate import Rules
 
 MAX_CLAIMS_PER_CYCLE = 500  # a start-up backlog is taken in slices so the loop keeps its heartbeat
 UNPACK_PREFIX = ".unpack-"
-CHECKS_PER_COMMIT_SECONDS = 0.25  # one journal commit for the files checked within this time, not one each
+MAX_CHECKS_IN_FLIGHT = 1000  # handed to the checkers at once: they keep working while the loop uploads
 
 
 def new_id() -> str:
@@ -51,6 +53,8 @@ class Intake:
     monotonic: Callable[[], float]
     wall: Callable[[], float]
     log: structlog.typing.FilteringBoundLogger
+    checkers: Checkers
+    on_checked: Callable[[], None]  # wakes the loop: a verdict is waiting to be journaled
     seen: dict[str, Seen] = field(default_factory=lambda: dict(NOTHING_SEEN))
     next_check_at: float | None = None
     waiting_empty: int = 0
@@ -58,6 +62,8 @@ class Intake:
     # item_id -> wall time its final stat was first seen: a batch's max_wait_seconds counts from there, so a
     # lone file is not held back for company it could have had while it settled (lost on restart: then now)
     seen_at: dict[str, float] = field(default_factory=dict)
+    checking: dict[str, tuple[ItemRow, Future[Examined]]] = field(default_factory=dict)  # by item_id
+    unchecked: bool = True  # claimed files may be waiting for a checker (set by every claim)
 
     # -- scan, settle, claim -----------------------------------------------------------------
 
@@ -82,6 +88,8 @@ class Intake:
         )
         self.seen = settled.seen
         self.next_check_at = settled.next_check_at
+        if settled.next_check_at is not None and any(seen.stat.size > 0 for seen in settled.seen.values()):
+            self.checkers.warm()  # files are settling: their checks will not wait for a checker to start
         self.waiting_empty = sum(
             1
             for name, seen in settled.seen.items()
@@ -103,6 +111,7 @@ class Intake:
             fsync_dir(self.folders.processing)  # the renames are durable before the journal says so
             fsync_dir(self.folders.outbox)
             self.journal.record_claims(claims)
+            self.unchecked = True
             for claim in claims:
                 self.log.info("file_claimed", item_id=claim["item_id"], file=claim["file_name"])
         for claim in claims:
@@ -120,34 +129,52 @@ class Intake:
             claims.append(self._claim_row(item_id, name, claim_name))
         if claims:
             self.journal.record_claims(claims)
+            self.unchecked = True
             self.log.info("files_adopted", files=len(claims))
         return len(claims)
 
     # -- content -----------------------------------------------------------------------------
 
     def check_claimed(self) -> None:
-        """Verdicts are committed together, at most `CHECKS_PER_COMMIT_SECONDS` apart (the write lock is
-        held meanwhile): a crash before a commit leaves those files `claimed`, to be checked again."""
-        pending = iter(self.journal.items(self.outbox_name, "claimed"))
-        for first in pending:
+        """Journal the verdicts the checkers have given (one commit for all), then hand them more claimed
+        files. A crash before a commit leaves those files `claimed`, to be checked again."""
+        done = [pair for pair in self.checking.values() if pair[1].done()]
+        fault: BaseException | None = None
+        if done:
             with self.journal.transaction():
-                self._check(first)
-                deadline = self.monotonic() + CHECKS_PER_COMMIT_SECONDS
-                for item in pending:
-                    self._check(item)
-                    if self.monotonic() >= deadline:
-                        break
+                for item, future in done:
+                    del self.checking[item.item_id]
+                    fault = fault or future.exception()
+                    if future.exception() is None:
+                        self._journal_verdict(item, future.result())
+                    else:  # not the file's fault: it stays claimed and is checked again
+                        self.unchecked = True
+        if fault is not None:
+            raise fault  # the loop says it and waits before trying again
+        room = MAX_CHECKS_IN_FLIGHT - len(self.checking)
+        if room <= 0 or not self.unchecked:
+            return
+        self.unchecked = False
+        for item in self.journal.items(self.outbox_name, "claimed"):
+            if item.item_id in self.checking:
+                continue
+            if room == 0:
+                self.unchecked = True  # the rest when verdicts have made room
+                break
+            future = self.checkers.submit(
+                self.folders.processing / item.claim_name,
+                item.file_name,
+                pattern=self.order_pattern,
+                rules=self.rules,
+                entry=item.origin_id is not None,
+            )
+            future.add_done_callback(lambda _: self.on_checked())
+            self.checking[item.item_id] = (item, future)
+            room -= 1
 
-    def _check(self, item: ItemRow) -> None:
+    def _journal_verdict(self, item: ItemRow, found: Examined) -> None:
         seen_at = self.seen_at.pop(item.item_id, None)
         path = self.folders.processing / item.claim_name
-        found = examine(
-            path,
-            item.file_name,
-            pattern=self.order_pattern,
-            rules=self.rules,
-            entry=item.origin_id is not None,
-        )
         if found.error is not None:
             self._fail(item, found.error, order_id=found.order_id, size=found.size, sha256=found.sha256)
         elif found.archive:
@@ -206,6 +233,7 @@ class Intake:
                 )
             )
         self.journal.record_claims(claims, container=(item.item_id, size, sha256))
+        self.unchecked = True
         self.log.info("archive_opened", item_id=item.item_id, file=item.file_name, entries=len(claims))
 
     def _claim_row(

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import structlog
 
+from invoicesync.checkers import Checkers
 from invoicesync.config import SANDBOX, Config, OutboxSettings
 from invoicesync.delivery import LOST_GRACE_SECONDS, Delivery, Limits
 from invoicesync.errors import InvoicesyncError, ServiceError
@@ -118,10 +119,15 @@ class Loop:
     journal: Journal
     watcher: Watcher
     wake: threading.Event = field(default_factory=threading.Event)
+    changed: bool = False  # outbox/ changed (a watch event) since the last turn
     stop: threading.Event = field(default_factory=threading.Event)
     heartbeat: float = field(default_factory=time.monotonic)
     thread: threading.Thread | None = None
     done: bool = False
+
+    def folder_changed(self) -> None:
+        self.changed = True
+        self.wake.set()
 
     def beat(self) -> None:
         """The loop made headway (a turn, or a request moving bytes): the watchdog may be fed."""
@@ -154,6 +160,7 @@ class Service:
         self._status_troubles: list[str] | None = None  # what systemd's STATUS= last said
         self._mounts: dict[Path, str | None] = {}  # each root prepared once, with its mount at the time
         self._final_tally = {"sent": 0, "failed": 0, "waiting": 0}
+        self._checkers = Checkers(log=self.log)  # content checks, shared by every outbox
 
     # -- control from signal handlers --------------------------------------------------------
 
@@ -235,6 +242,7 @@ class Service:
             if box.files.order_labels is None
             else Rules(max_bytes=box.files.max_bytes, order_labels=box.files.order_labels)
         )
+        wake = threading.Event()
         intake = Intake(
             outbox_name=box.name,
             folders=folders,
@@ -246,6 +254,8 @@ class Service:
             monotonic=time.monotonic,
             wall=time.time,
             log=log,
+            checkers=self._checkers,
+            on_checked=wake.set,
         )
         delivery = Delivery(
             outbox_name=box.name,
@@ -282,8 +292,8 @@ class Service:
             settling_interval_seconds=box.watch.poll_seconds,
             health=Health(folders, self.config.state_dir, log),
         )
-        loop = Loop(worker=worker, marketplace=marketplace, journal=journal, watcher=watcher)
-        watcher.on_event = loop.wake.set
+        loop = Loop(worker=worker, marketplace=marketplace, journal=journal, watcher=watcher, wake=wake)
+        watcher.on_event = loop.folder_changed
         if isinstance(marketplace, OctopiaMarketplace):  # an upload may outlast WatchdogSec on a slow link
             marketplace.progress = loop.beat
         if not known:  # adoption is for files a crash left unjournaled: a reload leaves none
@@ -308,8 +318,9 @@ class Service:
             if self.once and (loop.worker.idle() or self._stuck(loop)):
                 loop.done = True
                 return
-            woken = loop.wake.wait(timeout=min(delay, MAX_WAIT_SECONDS))
+            loop.wake.wait(timeout=min(delay, MAX_WAIT_SECONDS))
             loop.wake.clear()
+            woken, loop.changed = loop.changed, False
 
     def _supervise(self, reload_config: Callable[[], Config] | None) -> None:
         interval = self.notifier.watchdog_interval_seconds()
@@ -400,6 +411,7 @@ class Service:
 
     def _shutdown(self) -> None:
         self._stop_loops()
+        self._checkers.close()
         if self._sandbox is not None:
             self._sandbox.stop()
             self._sandbox = None

@@ -1,0 +1,96 @@
+"""checker (child process): `python -m invoicesync.checker PARENT_PID`, the other end of `checkers`.
+
+Reads one JSON request per line (a file to examine, its outbox's pattern and rules) and writes one JSON
+answer per line: `examine`'s result. Its first line says it is ready (the UBL schemas compiled) or names
+the installation fault. At end of input it prints its peak memory and ends; if its parent dies, it dies
+too. SIGINT and SIGTERM are left to the parent, which stops its checkers itself.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import json
+import os
+import re
+import resource
+import signal
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from invoicesync.examine import examine
+from invoicesync.validate import Rules, SchemaUnavailable, self_test
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: end of input still ends the checker
+        pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        sys.exit(0)
+
+
+@functools.lru_cache(maxsize=16)
+def _pattern(source: str, flags: int) -> re.Pattern[str]:
+    return re.compile(source, flags)
+
+
+@functools.lru_cache(maxsize=16)
+def _rules(encoded: str) -> Rules:
+    fields: dict[str, Any] = {
+        key: tuple(value) if isinstance(value, list) else value for key, value in json.loads(encoded).items()
+    }
+    return Rules(**fields)
+
+
+def answer(request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        found = examine(
+            Path(request["path"]),
+            request["name"],
+            pattern=_pattern(request["pattern"], request["flags"]),
+            rules=_rules(json.dumps(request["rules"], sort_keys=True)),
+            entry=bool(request["entry"]),
+        )
+    except SchemaUnavailable as exc:
+        return {"fault": str(exc)}
+    return {
+        "order_id": found.order_id,
+        "size": found.size,
+        "sha256": found.sha256,
+        "error": None if found.error is None else asdict(found.error),
+        "archive": found.archive,
+    }
+
+
+def _write(stream: Any, document: dict[str, Any]) -> None:
+    stream.write((json.dumps(document) + "\n").encode("ascii"))
+    stream.flush()
+
+
+def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if argv:
+        _die_with_parent(int(argv[0]))
+    out = sys.stdout.buffer
+    try:
+        self_test()
+    except SchemaUnavailable as exc:
+        _write(out, {"fault": str(exc)})
+        return 1
+    _write(out, {"ready": True})
+    for line in sys.stdin.buffer:
+        _write(out, answer(json.loads(line)))
+    _write(out, {"max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,361 @@
+"""checkers (shell): content checks in worker processes, each file with a time limit.
+
+`examine` runs in `invoicesync.checker` child processes, one file at a time each, so that:
+- a month-end burst is checked on every core (pypdf is pure Python: threads would share one core);
+- a file that makes pypdf or lxml spin is cut off at `time_limit_seconds` and refused as `TooLarge`,
+  instead of stalling its outbox for good;
+- a file that crashes the parser (or gets its checker killed) costs a checker, not the daemon: it is tried
+  once more in a fresh checker, then refused as damaged.
+
+A checker that cannot start (its imports or the UBL schemas fail) is an installation fault, never a verdict:
+the future raises `CheckerUnavailable` and the file stays claimed. Checkers start on `warm()` (a file began
+settling) and stop after `idle_seconds` without work, so an idle daemon holds none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from invoicesync.errors import InvoicesyncError
+from invoicesync.examine import Examined
+from invoicesync.messages import file_error
+from invoicesync.model import FileError
+from invoicesync.naming import order_id_of
+from invoicesync.validate import Rules, kind_of
+
+TIME_LIMIT_SECONDS = 60.0  # one file's check; a 1,500-page PDF opens in about 0.1 s
+IDLE_SECONDS = 120.0  # a checker without work for this long is stopped (it holds 40-50 MB)
+START_LIMIT_SECONDS = 60.0  # imports and the UBL schemas, on a slow disk
+MAX_WORKERS = 4
+# Requests queued in each checker's input ahead of its answers: the checker never waits for this process's
+# loop thread (which may hold the GIL for milliseconds) to hand it the next file.
+PIPELINE_DEPTH = 8
+DAMAGED_CODES = {"pdf": "InvalidPdf", "xml": "InvalidXml", "zip": "UnsafeArchive"}
+WARM = "warm"  # a queue item: start your checker now
+
+
+class CheckerUnavailable(InvoicesyncError):
+    """No checker process could be started or kept alive for reasons not the file's."""
+
+
+def default_workers() -> int:
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+@dataclass(slots=True)
+class Job:
+    path: Path
+    name: str
+    pattern: re.Pattern[str]
+    rules: Rules
+    entry: bool
+    future: Future[Examined]
+    crashes: int = 0  # checkers that died while this file was theirs to check
+
+    def request(self) -> bytes:
+        document = {
+            "path": str(self.path),
+            "name": self.name,
+            "entry": self.entry,
+            "pattern": self.pattern.pattern,
+            "flags": int(self.pattern.flags),
+            "rules": asdict(self.rules),
+        }
+        return (json.dumps(document) + "\n").encode("ascii")  # ASCII: surrogate escapes survive
+
+
+class Checkers:
+    """A pool of up to `workers` checker processes shared by every outbox; `submit` never blocks."""
+
+    def __init__(
+        self,
+        *,
+        workers: int | None = None,
+        time_limit_seconds: float = TIME_LIMIT_SECONDS,
+        idle_seconds: float = IDLE_SECONDS,
+        log: structlog.typing.FilteringBoundLogger | None = None,
+    ) -> None:
+        self.workers = workers or default_workers()
+        self.time_limit_seconds = time_limit_seconds
+        self.idle_seconds = idle_seconds
+        self.log = log or structlog.get_logger("invoicesync")
+        self._jobs: queue.SimpleQueue[Job | str | None] = queue.SimpleQueue()
+        self._lanes: list[Lane] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(
+        self, path: Path, name: str, *, pattern: re.Pattern[str], rules: Rules, entry: bool
+    ) -> Future[Examined]:
+        future: Future[Examined] = Future()
+        self._start_lanes()
+        self._jobs.put(Job(path, name, pattern, rules, entry, future))
+        return future
+
+    def warm(self) -> None:
+        """Start the checkers now (a file is settling), so the first check does not wait for them."""
+        self._start_lanes()
+        for lane in self._lanes:
+            if lane.process is None:
+                self._jobs.put(WARM)
+
+    def pids(self) -> list[int]:
+        return [pid for lane in self._lanes if (pid := lane.pid()) is not None]
+
+    def close(self) -> None:
+        """Stop every checker; checks not done yet are abandoned (their files stay claimed)."""
+        with self._lock:
+            self._closed = True
+            lanes = list(self._lanes)
+        for _ in lanes:
+            self._jobs.put(None)
+        for lane in lanes:
+            lane.thread.join(timeout=5)
+            lane.stop_process()
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(job, Job):
+                job.future.cancel()
+
+    def _start_lanes(self) -> None:
+        with self._lock:
+            if self._closed:
+                raise CheckerUnavailable("The content checkers are stopped.")
+            while len(self._lanes) < self.workers:
+                lane = Lane(self, len(self._lanes) + 1)
+                self._lanes.append(lane)
+                lane.thread.start()
+
+
+class Lane:
+    """One thread feeding one checker process; answers come back in the order the requests went in."""
+
+    def __init__(self, pool: Checkers, number: int) -> None:
+        self.pool = pool
+        self.number = number
+        self.process: subprocess.Popen[bytes] | None = None
+        self._buffer = b""
+        self._sent: deque[Job] = deque()  # requests in the checker's input, oldest (being checked) first
+        self._head_since = 0.0  # when the oldest request's check began (monotonic)
+        self.thread = threading.Thread(target=self._serve, name=f"checker-{number}", daemon=True)
+
+    def pid(self) -> int | None:
+        process = self.process
+        return None if process is None else process.pid
+
+    def _serve(self) -> None:
+        while self._take_work():
+            if self._sent:
+                self._answer_oldest()
+
+    def _take_work(self) -> bool:
+        """Fill the pipeline from the pool's queue (waiting only when it is empty); False on close."""
+        while len(self._sent) < PIPELINE_DEPTH:
+            try:
+                job = self.pool._jobs.get(block=not self._sent, timeout=self.pool.idle_seconds)
+            except queue.Empty:
+                if not self._sent:
+                    self.stop_process()  # idle: give its memory back
+                return True
+            if job is None:
+                self._fail_sent(CheckerUnavailable("The content checkers were stopped."))
+                return False
+            if job == WARM:
+                self._start_quietly()
+            elif isinstance(job, Job) and job.future.set_running_or_notify_cancel():
+                self._send(job)
+        return True
+
+    def _send(self, job: Job) -> None:
+        try:
+            if self._ensure_started():
+                self._resend()
+            if not self._sent:
+                self._head_since = time.monotonic()
+            self._write(job)
+        except CheckerUnavailable as exc:
+            job.future.set_exception(exc)
+            return
+        self._sent.append(job)
+
+    def _write(self, job: Job) -> None:
+        assert self.process is not None and self.process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # it died: reading its answer finds out
+            self.process.stdin.write(job.request())
+
+    def _resend(self) -> None:
+        """A fresh checker: everything still unanswered goes to it, in the same order."""
+        self._head_since = time.monotonic()
+        for job in self._sent:
+            self._write(job)
+
+    def _answer_oldest(self) -> None:
+        assert self.process is not None
+        job = self._sent[0]
+        line = self._read_line(self.process, self._head_since + self.pool.time_limit_seconds)
+        if line:
+            self._sent.popleft()
+            self._head_since = time.monotonic()
+            try:
+                job.future.set_result(_examined(json.loads(line)))
+            except CheckerUnavailable as exc:
+                job.future.set_exception(exc)
+            return
+        if line == b"":  # its time limit passed
+            self.stop_process(kill=True)
+            self._sent.popleft()
+            self.pool.log.warning("check_timed_out", file=job.name, seconds=self.pool.time_limit_seconds)
+            limit = f"{self.pool.time_limit_seconds:g} s"
+            reason = f"checking it took longer than {limit}"
+            job.future.set_result(
+                _refused(job, file_error("TooLarge", reason=reason, detail=f"time limit {limit}"))
+            )
+        else:
+            ended = self._reap()
+            self.pool.log.warning("checker_died", file=job.name, ended=ended)
+            job.crashes += 1
+            if job.crashes >= 2:  # a fresh checker died on it too: the file, not the checker
+                self._sent.popleft()
+                code = DAMAGED_CODES.get(kind_of(job.name) or "", "Unreadable")
+                detail = f"the checker process ended ({ended}) while reading this file, twice"
+                job.future.set_result(_refused(job, file_error(code, detail=detail)))
+        if self._sent:
+            try:
+                self._ensure_started()
+                self._resend()
+            except CheckerUnavailable as exc:
+                self._fail_sent(exc)
+
+    def _fail_sent(self, exc: CheckerUnavailable) -> None:
+        while self._sent:
+            self._sent.popleft().future.set_exception(exc)
+
+    def _start_quietly(self) -> None:
+        try:
+            if self._ensure_started():
+                self._resend()
+        except CheckerUnavailable as exc:  # said again, with the file, when a check needs it
+            self.pool.log.debug("checker_start_failed", reason=str(exc))
+
+    def _ensure_started(self) -> bool:
+        """Start a checker unless one is running; True when one was started."""
+        if self.process is not None and self.process.poll() is None:
+            return False
+        command = [sys.executable, "-m", "invoicesync.checker", str(os.getpid())]
+        started = time.monotonic()
+        try:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, bufsize=0
+            )
+        except OSError as exc:
+            raise CheckerUnavailable(
+                f"A content checker could not be started: {exc.strerror or exc}."
+            ) from exc
+        self._buffer = b""
+        line = self._read_line(self.process, started + START_LIMIT_SECONDS)
+        answer = json.loads(line) if line else {}
+        if not answer.get("ready"):
+            fault = answer.get("fault") or f"it ended ({self._reap()}) before it was ready"
+            self.stop_process(kill=True)
+            raise CheckerUnavailable(f"A content checker could not be started: {fault}")
+        self.pool.log.info(
+            "checker_started",
+            checker=self.number,
+            pid=self.process.pid,
+            seconds=round(time.monotonic() - started, 3),
+        )
+        return True
+
+    def _read_line(self, process: subprocess.Popen[bytes], deadline: float) -> bytes | None:
+        """The next line; b"" when the deadline passed first, None when the process ended."""
+        assert process.stdout is not None
+        fd = process.stdout.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return b""
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if not readable:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def _reap(self) -> str:
+        assert self.process is not None
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.stop_process(kill=True)
+            return "it stopped answering"
+        self.process = None
+        return f"signal {-code}" if code < 0 else f"exit code {code}"
+
+    def stop_process(self, *, kill: bool = False) -> None:
+        """End the checker: at end of its input (it prints its peak memory then), or killed."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        peak = None
+        if not kill:
+            if process.stdin is not None:
+                with contextlib.suppress(OSError):
+                    process.stdin.close()
+            deadline = time.monotonic() + 5
+            while line := self._read_line(process, deadline):
+                if line.startswith(b'{"max_rss_kib"'):
+                    peak = json.loads(line)["max_rss_kib"]
+        if process.poll() is None and (kill or peak is None):
+            process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()
+        if peak is not None:
+            self.pool.log.info("checker_stopped", checker=self.number, max_rss_kib=peak)
+
+
+def _examined(answer: dict[str, Any]) -> Examined:
+    if "fault" in answer:
+        raise CheckerUnavailable(str(answer["fault"]))
+    error = answer["error"]
+    return Examined(
+        order_id=answer["order_id"],
+        size=answer["size"],
+        sha256=answer["sha256"],
+        error=None if error is None else FileError(**error),
+        archive=bool(answer["archive"]),
+    )
+
+
+def _refused(job: Job, error: FileError) -> Examined:
+    try:
+        size: int | None = job.path.stat().st_size
+    except OSError:
+        size = None
+    return Examined(order_id_of(job.name, job.pattern), size, None, error, False)
+
+
+__all__ = ["CheckerUnavailable", "Checkers", "default_workers"]
