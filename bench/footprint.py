@@ -15,6 +15,7 @@ from bench.common import (
     Row,
     cpu_seconds,
     data_files,
+    events,
     import_floor,
     invoicesync_command,
     measured_run,
@@ -61,19 +62,43 @@ def memory(*, large: int, small_count: int, small: int) -> list[Row]:
                 raise RuntimeError(f"memory: {sent} of {len(sizes)} files sent: {finished.stdout[-600:]}")
         finally:
             sandbox.stop()
-    peak = finished.max_rss_bytes
+    main_kib, checker_kib = peaks(finished.stdout)
     mib = 1024 * 1024
+    main, checkers = main_kib * 1024, sum(checker_kib) * 1024
+    total = main + checkers
+    workload = f"{small_count} x {small // MB} MB + 1 x {large // MB} MB PDF, `once`"
     return [
         Row(
             "memory",
-            f"{small_count} x {small // MB} MB + 1 x {large // MB} MB PDF, `once` peak RSS",
-            f"{peak / mib:.0f} MiB",
+            f"{workload}: peak RSS of the daemon's process (streams disk to socket)",
+            f"{main / mib:.0f} MiB",
             f"{floor.max_rss_bytes / mib:.0f} MiB import floor",
-            f"{peak / floor.max_rss_bytes:.2f}x",
+            f"{main / floor.max_rss_bytes:.2f}x",
             f"<= {MEMORY_TARGET_BYTES // mib} MiB",
-            verdict(peak <= MEMORY_TARGET_BYTES),
-        )
+            verdict(main <= MEMORY_TARGET_BYTES),
+        ),
+        Row(
+            "memory, all",
+            f"{workload}: the daemon + its {len(checker_kib)} checker processes, each at its peak",
+            f"{total / mib:.0f} MiB",
+            " + ".join(f"{kib / 1024:.0f}" for kib in checker_kib) + " MiB checkers",
+            "-",
+            f"<= {MEMORY_TARGET_BYTES // mib} MiB",
+            verdict(total <= MEMORY_TARGET_BYTES),
+        ),
     ]
+
+
+def peaks(stdout: str) -> tuple[int, list[int]]:
+    """Peak RSS in KiB of the daemon's own process (`service_stopped`) and of each checker it ran
+    (`checker_stopped`), from its JSON log: a sum of peaks, an upper bound of what they held at once."""
+    main, checkers = 0, []
+    for event in events(stdout):
+        if event.get("event") == "service_stopped":
+            main = int(event["max_rss_kib"])
+        elif event.get("event") == "checker_stopped" and event.get("max_rss_kib"):
+            checkers.append(int(event["max_rss_kib"]))
+    return main, checkers
 
 
 def _scandir_stat(folder: Path) -> int:

@@ -88,6 +88,13 @@ def measure(*, files: int, per_file_files: int, rounds: int) -> list[Row]:
             verdict(ratio <= THROUGHPUT_TARGET),
         ),
         Row(
+            "throughput, no settle",
+            f"the same run minus `settle_seconds` ({SETTLE_SECONDS:g} s), a wait the bare script skips",
+            f"{best - SETTLE_SECONDS:.2f} s",
+            f"{best_bulk:.2f} s bulk script",
+            f"{(best - SETTLE_SECONDS) / best_bulk:.2f}x",
+        ),
+        Row(
             "per-file cost",
             f"same run vs one curl request per file ({per_file_files:,} files)",
             f"{ours_per_file * 1000:.2f} ms/file",

@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,9 +41,9 @@ from invoicesync.naming import order_id_of
 from invoicesync.validate import Rules, kind_of
 
 TIME_LIMIT_SECONDS = 60.0  # one file's check; a 1,500-page PDF opens in about 0.1 s
-IDLE_SECONDS = 120.0  # a checker without work for this long is stopped (it holds 40-50 MB)
+IDLE_SECONDS = 120.0  # a checker without work for this long is stopped
 START_LIMIT_SECONDS = 60.0  # imports and the UBL schemas, on a slow disk
-MAX_WORKERS = 4
+MAX_WORKERS = 2  # each holds 40-50 MB while it works; a file server has little memory to spare
 # Requests queued in each checker's input ahead of its answers: the checker never waits for this process's
 # loop thread (which may hold the GIL for milliseconds) to hand it the next file.
 PIPELINE_DEPTH = 8
@@ -52,6 +53,9 @@ WARM = "warm"  # a queue item: start your checker now
 
 class CheckerUnavailable(InvoicesyncError):
     """No checker process could be started or kept alive for reasons not the file's."""
+
+
+STOPPED = CheckerUnavailable("The content checkers were stopped.")
 
 
 def default_workers() -> int:
@@ -90,8 +94,10 @@ class Checkers:
         time_limit_seconds: float = TIME_LIMIT_SECONDS,
         idle_seconds: float = IDLE_SECONDS,
         log: structlog.typing.FilteringBoundLogger | None = None,
+        command: Sequence[str] = (sys.executable, "-m", "invoicesync.checker"),
     ) -> None:
         self.workers = workers or default_workers()
+        self.command = [*command, str(os.getpid())]  # the checker dies with this process
         self.time_limit_seconds = time_limit_seconds
         self.idle_seconds = idle_seconds
         self.log = log or structlog.get_logger("invoicesync")
@@ -118,16 +124,22 @@ class Checkers:
     def pids(self) -> list[int]:
         return [pid for lane in self._lanes if (pid := lane.pid()) is not None]
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
-        """Stop every checker; checks not done yet are abandoned (their files stay claimed)."""
+        """Stop every checker; checks not done yet are abandoned (their files stay claimed). An idle checker
+        ends at the end of its input (logging its peak memory); a busy one is killed."""
         with self._lock:
             self._closed = True
             lanes = list(self._lanes)
         for _ in lanes:
             self._jobs.put(None)
         for lane in lanes:
-            lane.thread.join(timeout=5)
-            lane.stop_process()
+            lane.interrupt()
+        for lane in lanes:
+            lane.thread.join(timeout=10)
         while True:
             try:
                 job = self._jobs.get_nowait()
@@ -162,6 +174,12 @@ class Lane:
         process = self.process
         return None if process is None else process.pid
 
+    def interrupt(self) -> None:
+        """From another thread, at close: a checker in the middle of a file is killed."""
+        process = self.process
+        if self._sent and process is not None:
+            process.kill()
+
     def _serve(self) -> None:
         while self._take_work():
             if self._sent:
@@ -177,7 +195,8 @@ class Lane:
                     self.stop_process()  # idle: give its memory back
                 return True
             if job is None:
-                self._fail_sent(CheckerUnavailable("The content checkers were stopped."))
+                self._fail_sent(STOPPED)
+                self.stop_process()
                 return False
             if job == WARM:
                 self._start_quietly()
@@ -231,6 +250,9 @@ class Lane:
             )
         else:
             ended = self._reap()
+            if self.pool.closed:  # killed by `close`
+                self._fail_sent(STOPPED)
+                return
             self.pool.log.warning("checker_died", file=job.name, ended=ended)
             job.crashes += 1
             if job.crashes >= 2:  # a fresh checker died on it too: the file, not the checker
@@ -260,11 +282,12 @@ class Lane:
         """Start a checker unless one is running; True when one was started."""
         if self.process is not None and self.process.poll() is None:
             return False
-        command = [sys.executable, "-m", "invoicesync.checker", str(os.getpid())]
+        if self.pool.closed:
+            raise STOPPED
         started = time.monotonic()
         try:
             self.process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, bufsize=0
+                self.pool.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, bufsize=0
             )
         except OSError as exc:
             raise CheckerUnavailable(

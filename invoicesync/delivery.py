@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -89,19 +89,23 @@ class Delivery:
 
     # -- plan --------------------------------------------------------------------------------
 
-    def plan(self, *, flush: bool) -> None:
+    def plan(self, *, flush: bool, checking: bool = False, orders_checking: Collection[str] = ()) -> None:
+        """Batches of the ready files. While files are being `checking`, only full batches go, and an order
+        with a file being checked (`orders_checking`) waits for its verdict: files claimed together are
+        sent together, the PDF and XML of one order in one request."""
         ready = self.journal.items(self.outbox_name, "ready")
         if not ready:
             self.next_deadline = None
             return
         plan = plan_batches(
             [PlanItem(r.item_id, r.order_id or "", r.ext, r.size or 0, r.ready_at or 0.0) for r in ready],
-            orders_in_flight=self.journal.orders_in_flight(self.outbox_name),
+            orders_in_flight=self.journal.orders_in_flight(self.outbox_name) | set(orders_checking),
             max_files=self.limits.max_files,
             max_bytes=self.limits.max_bytes,
             max_wait_seconds=self.limits.max_wait_seconds,
             now=self.wall(),
             flush=flush,
+            more_coming=checking,
         )
         self.next_deadline = plan.next_deadline
         by_id = {row.item_id: row for row in ready}

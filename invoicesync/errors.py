@@ -67,3 +67,7 @@ class RejectedError(MarketplaceError):
 
 class UnknownOutcome(MarketplaceError):
     pass
+
+
+class SchemaUnavailable(ServiceError):
+    """The UBL 2.1 XSDs could not be found or compiled: the installation is broken, not the file."""

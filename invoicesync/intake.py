@@ -27,7 +27,7 @@ from invoicesync.examine import Examined
 from invoicesync.journal import ItemRow, Journal
 from invoicesync.messages import file_error
 from invoicesync.model import FileError, Stage
-from invoicesync.naming import split_extension, unusable_name
+from invoicesync.naming import order_id_of, split_extension, unusable_name
 from invoicesync.outbox import CLAIM_SEPARATOR, Folders, fsync_dir
 from invoicesync.settle import NOTHING_SEEN, Kind, Seen, settle
 from invoicesync.validate import Rules
@@ -171,6 +171,18 @@ class Intake:
             future.add_done_callback(lambda _: self.on_checked())
             self.checking[item.item_id] = (item, future)
             room -= 1
+
+    def orders_checking(self) -> set[str]:
+        """The orders named by files whose verdict is still awaited."""
+        orders = (order_id_of(item.file_name, self.order_pattern) for item, _ in self.checking.values())
+        return {order for order in orders if order is not None}
+
+    def abandon_checks(self) -> None:
+        """The loop stops: checks not begun are withdrawn; their files stay claimed for the next start."""
+        for _, future in self.checking.values():
+            future.cancel()
+        self.checking.clear()
+        self.unchecked = True
 
     def _journal_verdict(self, item: ItemRow, found: Examined) -> None:
         seen_at = self.seen_at.pop(item.item_id, None)

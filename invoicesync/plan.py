@@ -58,8 +58,11 @@ def plan_batches(
     max_wait_seconds: float,
     now: float,
     flush: bool = False,
+    more_coming: bool = False,
 ) -> Plan:
-    """`ready` is in claim order, oldest first."""
+    """`ready` is in claim order, oldest first. `flush` sends a partial batch now (`once`); `more_coming`
+    (verdicts on other claimed files are awaited, and will wake the loop) holds it back for them instead,
+    so files claimed together are sent together."""
     by_order: dict[str, list[PlanItem]] = {}
     for item in ready:
         if item.order_id not in orders_in_flight:
@@ -83,9 +86,9 @@ def plan_batches(
         if not current:
             return
         deadline = min(item.ready_since for item in current) + max_wait_seconds
-        if full or flush or now >= deadline:
+        if full or (not more_coming and (flush or now >= deadline)):
             batches.append(PlannedBatch(Endpoint.BULK_IMPORT, tuple(current)))
-        else:
+        elif not more_coming:
             next_deadline = deadline if next_deadline is None else min(next_deadline, deadline)
         current, current_bytes = [], 0
 

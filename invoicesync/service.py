@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import resource
 import socket
 import threading
 import time
@@ -317,6 +318,7 @@ class Service:
                 self.log.warning("watch_events_stopped", outbox=loop.worker.name, watching="poll")
             if self.once and (loop.worker.idle() or self._stuck(loop)):
                 loop.done = True
+                self._round_done.set()  # the supervisor need not wait for its next round to see it
                 return
             loop.wake.wait(timeout=min(delay, MAX_WAIT_SECONDS))
             loop.wake.clear()
@@ -404,6 +406,7 @@ class Service:
         for loop in self._loops:
             if loop.thread is not None:
                 loop.thread.join(timeout=60)
+            loop.worker.intake.abandon_checks()
             loop.watcher.stop()
             loop.marketplace.close()
             loop.journal.close()
@@ -415,4 +418,4 @@ class Service:
         if self._sandbox is not None:
             self._sandbox.stop()
             self._sandbox = None
-        self.log.info("service_stopped")
+        self.log.info("service_stopped", max_rss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

@@ -17,13 +17,13 @@ import io
 from dataclasses import dataclass
 from typing import IO, BinaryIO
 
+from invoicesync.errors import SchemaUnavailable
 from invoicesync.messages import file_error, unreadable
 from invoicesync.model import FileError, Verdict
-from invoicesync.validate_pdf import judge_pdf
-from invoicesync.validate_xml import judge_xml, looks_like_xml
-from invoicesync.validate_xsd import SchemaUnavailable
-from invoicesync.validate_xsd import self_test as _xsd_self_test
 from invoicesync.validate_zip import ArchiveCheck, check_archive
+
+# validate_pdf and validate_xml (pypdf, lxml: about 20 MB) are imported where a PDF or XML is judged: the
+# daemon's main process names rules and opens ZIPs but never judges content itself (its checkers do).
 
 __all__ = ["DEFAULT_ORDER_LABELS", "Rules", "SchemaUnavailable", "judge", "kind_of", "self_test", "sniff"]
 
@@ -94,6 +94,8 @@ def sniff(head: bytes) -> str | None:
     """What the first bytes clearly are: "pdf", "xml", "zip", words for another known kind, or None."""
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
         return "zip"
+    from invoicesync.validate_xml import looks_like_xml  # lazily: see the imports
+
     if looks_like_xml(head):
         return "xml"
     if head.startswith(b"%PDF-"):  # a PDF may carry junk before it, but only at 0 is it clear
@@ -106,7 +108,9 @@ def sniff(head: bytes) -> str | None:
 
 def self_test() -> None:
     """Compile the UBL 2.1 XSDs now (start-up and `check`); raises SchemaUnavailable when they are gone."""
-    _xsd_self_test()
+    from invoicesync.validate_xsd import self_test as xsd_self_test  # lazily: see the imports
+
+    xsd_self_test()
 
 
 def archive_check(stream: IO[bytes], size: int, rules: Rules) -> ArchiveCheck:
@@ -163,6 +167,8 @@ def _judge(kind: str, order_id: str | None, stream: BinaryIO, size: int, rules: 
         return Verdict(kind="zip", error=archive_check(stream, size, rules).error)
 
     if kind == "pdf":  # pypdf reads from the stream what it needs: a large PDF is never held whole
+        from invoicesync.validate_pdf import judge_pdf  # lazily: see the imports
+
         end = stream.seek(0, io.SEEK_END)
         if end > limit:  # the file grew past what `size` said
             return Verdict(kind=kind, error=_too_large(end, limit))
@@ -181,6 +187,8 @@ def _judge(kind: str, order_id: str | None, stream: BinaryIO, size: int, rules: 
         return Verdict(kind=kind, error=_too_large(len(data), limit))
     if not data:
         return Verdict(kind=kind, error=file_error("EmptyFile"))
+    from invoicesync.validate_xml import judge_xml  # lazily: see the imports
+
     return judge_xml(data, order_id)
 
 

@@ -22,9 +22,10 @@ from typing import Any
 
 from lxml import etree
 
+from invoicesync.errors import SchemaUnavailable
 from invoicesync.messages import file_error
 from invoicesync.model import FileError, Verdict
-from invoicesync.validate_xsd import PARSER, PARSER_OPTIONS, SchemaUnavailable, xsd_problem
+from invoicesync.validate_xsd import PARSER, PARSER_OPTIONS, xsd_problem
 
 __all__ = ["PARSER", "SchemaUnavailable", "embedded_order_refs", "judge_xml", "looks_like_xml"]
 
@@ -133,7 +134,7 @@ def _check(data: bytes, order_id: str | None) -> tuple[FileError | None, str | N
     missing = _missing_children(root, root_name)
     if missing is not None:
         return missing, order_named
-    schema_error = xsd_problem(tree, root_name)
+    schema_error = xsd_problem(tree)
     if schema_error is not None:
         return schema_error, order_named
     if order_id is not None and order_named is not None and not same_order(order_named, order_id):

@@ -74,8 +74,8 @@ class Worker:
             # crowd of waiting files is not rescanned every poll_seconds in events mode.
             self.next_scan_at = self.monotonic() + self.scan_interval_seconds
         self.intake.check_claimed()
-        # `once` sends what is ready without waiting for company, but not while verdicts are still coming
-        self.delivery.plan(flush=flush and not self.intake.checking)
+        checking = self.intake.orders_checking()
+        self.delivery.plan(flush=flush, checking=bool(self.intake.checking), orders_checking=checking)
         batch_due = self.delivery.advance_batches()
         self._finish_all()
         self.tally.open = self.journal.count_open(self.name)

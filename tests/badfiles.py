@@ -127,6 +127,11 @@ def sample_pdf(
     return bytes(out + tail)
 
 
+def slow_pdf(order_id: str, *, lines: int = 100_000) -> bytes:
+    """A valid 2 MB PDF whose first page holds `lines` lines of text: seconds of pypdf text extraction."""
+    return sample_pdf(order_id, text="Invoice line\n" * lines)
+
+
 def encrypted_pdf(order_id: str, *, user_password: str, algorithm: str = "RC4-128") -> bytes:
     """`sample_pdf` encrypted by pypdf (RC4 needs no `cryptography`); empty user password = owner only."""
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(sample_pdf(order_id))))
