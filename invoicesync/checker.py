@@ -80,6 +80,7 @@ def main(argv: list[str]) -> int:
     if argv:
         _die_with_parent(int(argv[0]))
     out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # a library's stray print() must not garble the answers
     try:
         self_test()
     except SchemaUnavailable as exc:

@@ -181,9 +181,16 @@ class Lane:
             process.kill()
 
     def _serve(self) -> None:
-        while self._take_work():
-            if self._sent:
-                self._answer_oldest()
+        while True:
+            try:
+                if not self._take_work():
+                    return
+                if self._sent:
+                    self._answer_oldest()
+            except Exception as exc:  # a garbled answer, an odd pipe error: its files are asked again later
+                self.pool.log.exception("checker_failed", checker=self.number)
+                self.stop_process(kill=True)
+                self._fail_sent(CheckerUnavailable(f"A content checker failed: {type(exc).__name__}: {exc}"))
 
     def _take_work(self) -> bool:
         """Fill the pipeline from the pool's queue (waiting only when it is empty); False on close."""
@@ -232,12 +239,16 @@ class Lane:
         job = self._sent[0]
         line = self._read_line(self.process, self._head_since + self.pool.time_limit_seconds)
         if line:
+            try:  # a garbled answer raises here, the job still in `_sent`: `_serve` fails it with the rest
+                outcome: Examined | CheckerUnavailable = _examined(json.loads(line))
+            except CheckerUnavailable as exc:
+                outcome = exc
             self._sent.popleft()
             self._head_since = time.monotonic()
-            try:
-                job.future.set_result(_examined(json.loads(line)))
-            except CheckerUnavailable as exc:
-                job.future.set_exception(exc)
+            if isinstance(outcome, CheckerUnavailable):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
             return
         if line == b"":  # its time limit passed
             self.stop_process(kill=True)

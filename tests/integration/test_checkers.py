@@ -175,3 +175,26 @@ def test_close_while_a_checker_is_busy_returns_promptly(tmp_path: Path) -> None:
     with pytest.raises(CheckerUnavailable, match="stopped"):
         future.result(timeout=5)
     assert not pool.pids()
+
+
+def test_a_garbled_answer_is_not_a_verdict_and_the_lane_goes_on(tmp_path: Path) -> None:
+    garbling = (
+        "import sys\n"
+        'print(\'{"ready": true}\', flush=True)\n'
+        "sys.stdin.readline()\n"
+        'print("this is not JSON", flush=True)\n'
+        "sys.stdin.read()\n"
+    )
+    pool = Checkers(workers=1, command=(sys.executable, "-c", garbling), log=structlog.get_logger("test"))
+    try:
+        path = write(tmp_path, "ORDER000001.pdf", sample_pdf("ORDER000001"))
+        with capture_logs() as logs:
+            first = pool.submit(path, path.name, pattern=PATTERN, rules=RULES, entry=False)
+            with pytest.raises(CheckerUnavailable, match="JSONDecodeError"):
+                first.result(timeout=60)
+            second = pool.submit(path, path.name, pattern=PATTERN, rules=RULES, entry=False)
+            with pytest.raises(CheckerUnavailable, match="JSONDecodeError"):  # a fresh checker, same fault
+                second.result(timeout=60)
+        assert [entry["event"] for entry in logs].count("checker_failed") == 2
+    finally:
+        pool.close()
