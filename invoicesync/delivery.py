@@ -36,6 +36,7 @@ from invoicesync.lifecycle import (
     Step,
     advance,
     poll_delay,
+    result_positions,
 )
 from invoicesync.marketplaces import Marketplace
 from invoicesync.messages import file_error
@@ -43,7 +44,6 @@ from invoicesync.model import (
     Batch,
     BatchItem,
     Endpoint,
-    FileResult,
     ImportSnapshot,
     ImportStatus,
     ItemOutcome,
@@ -377,17 +377,9 @@ def _entries_by_item(flight: Flight, snapshot: ImportSnapshot) -> dict[str, dict
     raw_files = snapshot.raw.get("files") if isinstance(snapshot.raw, dict) else None
     if not isinstance(raw_files, list):
         return {}
-    results: dict[str, dict[str, object]] = {}
-    for item in flight.items:
-        for entry, parsed in zip(raw_files, snapshot.files, strict=False):
-            if _matches(parsed, item, flight.bundle_name) and isinstance(entry, dict):
-                results[item.item_id] = json.loads(json.dumps(entry))
-                break
-    return results
-
-
-def _matches(entry: FileResult, item: FlightItem, bundle_name: str) -> bool:
-    return (
-        entry.name in (None, bundle_name)
-        and (entry.file_name or "").casefold() == item.upload_name.casefold()
-    )
+    entries = [entry for entry in raw_files if isinstance(entry, dict)]  # as parsed into snapshot.files
+    return {
+        item_id: json.loads(json.dumps(entries[position]))
+        for item_id, position in result_positions(flight, snapshot.files).items()
+        if position < len(entries)
+    }

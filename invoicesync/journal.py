@@ -249,12 +249,6 @@ class Journal:
         )
         return [ItemRow(**dict(row)) for row in rows]
 
-    def open_items(self, outbox: str) -> list[ItemRow]:
-        rows = self._db.execute(
-            "SELECT * FROM items WHERE outbox = ? AND state != 'finished' ORDER BY seq", (outbox,)
-        )
-        return [ItemRow(**dict(row)) for row in rows]
-
     def count_open(self, outbox: str) -> int:
         query = "SELECT COUNT(*) FROM items WHERE outbox = ? AND state != 'finished'"
         return int(self._db.execute(query, (outbox,)).fetchone()[0])

@@ -70,17 +70,20 @@ def poll_delay(attempt: int, *, first_seconds: float, max_seconds: float) -> flo
     return float(min(max_seconds, first_seconds * (2 ** min(attempt, 30))))
 
 
-def _result_for(item: FlightItem, bundle_name: str, files: Sequence[FileResult]) -> FileResult | None:
-    """The entry of this item: same part name (when echoed) and same file name; an entry named after
-    the whole bundle (an unreadable ZIP) applies to every item of the bundle."""
-    ours = [entry for entry in files if entry.name in (None, bundle_name)]
-    for entry in ours:
-        if entry.file_name is not None and entry.file_name.casefold() == item.upload_name.casefold():
-            return entry
-    for entry in ours:
-        if entry.file_name is not None and entry.file_name.casefold() == f"{bundle_name}.zip".casefold():
-            return entry
-    return None
+def result_positions(flight: Flight, files: Sequence[FileResult]) -> dict[str, int]:
+    """Each item's entry in `files`, by position: same part name (when echoed) and same file name; an entry
+    named after the whole bundle (an unreadable ZIP) applies to every item without its own."""
+    by_name: dict[str, int] = {}
+    for position, entry in enumerate(files):
+        if entry.name in (None, flight.bundle_name) and entry.file_name is not None:
+            by_name.setdefault(entry.file_name.casefold(), position)
+    whole = by_name.get(f"{flight.bundle_name}.zip".casefold())
+    positions = {}
+    for item in flight.items:
+        found = by_name.get(item.upload_name.casefold(), whole)
+        if found is not None:
+            positions[item.item_id] = found
+    return positions
 
 
 def import_failed(entry: FileResult | None, order_id: str | None = None) -> FileError:
@@ -108,8 +111,10 @@ def advance(
 ) -> Step:
     if seen.status.is_terminal:
         outcomes = []
+        positions = result_positions(flight, seen.files)
         for item in flight.items:
-            entry = _result_for(item, flight.bundle_name, seen.files)
+            position = positions.get(item.item_id)
+            entry = None if position is None else seen.files[position]
             if entry is not None and entry.status is FileStatus.SUCCESS:
                 outcomes.append(ItemOutcome(item.item_id, Stage.IMPORT))
             else:

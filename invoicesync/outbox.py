@@ -13,6 +13,7 @@ copy fallback. Nothing is deleted or overwritten: a taken name gets a numbered s
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import stat as stat_module
@@ -28,7 +29,7 @@ from invoicesync.settle import Kind, Stat
 from invoicesync.watching import mount_of
 
 CLAIM_SEPARATOR = "__"
-SYNC_THREADS = 8  # fsyncs in flight at once in `write_json_files`
+SYNC_THREADS = 8  # files written and fsynced at once by `write_json_files`
 
 
 def fsync_dir(path: Path) -> None:
@@ -47,23 +48,21 @@ def fsync_dir(path: Path) -> None:
 
 def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
     """Hidden temp file in the same folder, fsync, rename over `path`, fsync the folder."""
-    _write_temp(path, document)
-    _sync_temp(path)
+    _write_synced(path, _encoded(document))
     os.replace(_temp_of(path), path)
     fsync_dir(path.parent)
 
 
 def write_json_files(documents: Sequence[tuple[Path, dict[str, Any]]]) -> list[OSError | None]:
-    """`write_json_atomic` for many files, each whole or absent, but with the temp files' fsyncs in flight
-    together (fsync releases the GIL, and the filesystem commits them in one go: several times faster
-    than one after another). The caller fsyncs the folders. Returns each file's error, or None."""
-    errors = [_attempt(_write_temp, path, document) for path, document in documents]
-    written = [index for index, error in enumerate(errors) if error is None]
-    if written:
-        with ThreadPoolExecutor(max_workers=min(SYNC_THREADS, len(written))) as pool:
-            synced = pool.map(lambda index: _attempt(_sync_temp, documents[index][0]), written)
-            for index, error in zip(written, synced, strict=True):
-                errors[index] = error
+    """`write_json_atomic` for many files, each whole or absent, but written and fsynced by several threads
+    at once (file creation and fsync release the GIL, and the filesystem commits concurrent fsyncs in one
+    go: several times faster than one after another). The caller fsyncs the folders. Returns each file's
+    error, or None."""
+    payloads = [(path, _encoded(document)) for path, document in documents]
+    if not payloads:
+        return []
+    with ThreadPoolExecutor(max_workers=min(SYNC_THREADS, len(payloads))) as pool:
+        errors = list(pool.map(lambda payload: _attempt(_write_synced, *payload), payloads))
     for index, (path, _) in enumerate(documents):
         if errors[index] is None:
             errors[index] = _attempt(os.replace, _temp_of(path), path)
@@ -82,18 +81,15 @@ def _temp_of(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp")
 
 
-def _write_temp(path: Path, document: dict[str, Any]) -> None:
-    data = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+def _encoded(document: dict[str, Any]) -> bytes:
+    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """`path`'s temp file holding `data`, on disk."""
     fd = os.open(_temp_of(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
-def _sync_temp(path: Path) -> None:
-    fd = os.open(_temp_of(path), os.O_RDONLY)
-    try:
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -107,19 +103,19 @@ class Folders:
     _subfolders_logged: set[str] = field(default_factory=set)
     mount: str | None = None  # the mount point holding the root at start-up (None: not known)
 
-    @property
+    @functools.cached_property
     def outbox(self) -> Path:
         return self.root / "outbox"
 
-    @property
+    @functools.cached_property
     def sent(self) -> Path:
         return self.root / "sent"
 
-    @property
+    @functools.cached_property
     def failed(self) -> Path:
         return self.root / "failed"
 
-    @property
+    @functools.cached_property
     def processing(self) -> Path:
         return self.root / ".processing" / self.host
 

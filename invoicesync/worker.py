@@ -105,7 +105,7 @@ class Worker:
     def idle(self) -> bool:
         """Nothing open in the journal and nothing in outbox/ but empty files waiting (a FIFO, socket or
         device has size 0 too, but it is not waiting for content: it settles and fails)."""
-        if self.journal.open_items(self.name):
+        if self.journal.count_open(self.name):
             return False
         return all(seen.stat.size == 0 and seen.stat.kind is Kind.FILE for seen in self.intake.seen.values())
 
