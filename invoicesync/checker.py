@@ -89,7 +89,8 @@ def main(argv: list[str]) -> int:
     _write(out, {"ready": True})
     for line in sys.stdin.buffer:
         _write(out, answer(json.loads(line)))
-    _write(out, {"max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss})
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    _write(out, {"max_rss_kib": usage.ru_maxrss, "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3)})
     return 0
 
 

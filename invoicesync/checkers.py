@@ -352,7 +352,7 @@ class Lane:
         process, self.process = self.process, None
         if process is None:
             return
-        peak = None
+        last: dict[str, Any] = {}
         if not kill:
             if process.stdin is not None:
                 with contextlib.suppress(OSError):
@@ -360,15 +360,20 @@ class Lane:
             deadline = time.monotonic() + 5
             while line := self._read_line(process, deadline):
                 if line.startswith(b'{"max_rss_kib"'):
-                    peak = json.loads(line)["max_rss_kib"]
-        if process.poll() is None and (kill or peak is None):
+                    last = json.loads(line)
+        if process.poll() is None and (kill or not last):
             process.kill()
         process.wait()
         for stream in (process.stdin, process.stdout):
             if stream is not None:
                 stream.close()
-        if peak is not None:
-            self.pool.log.info("checker_stopped", checker=self.number, max_rss_kib=peak)
+        if last:
+            self.pool.log.info(
+                "checker_stopped",
+                checker=self.number,
+                max_rss_kib=last.get("max_rss_kib"),
+                cpu_seconds=last.get("cpu_seconds"),
+            )
 
 
 def _examined(answer: dict[str, Any]) -> Examined:

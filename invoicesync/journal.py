@@ -29,6 +29,7 @@ how many finished files the journal remembers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -119,6 +120,10 @@ class ItemRow:
     @property
     def file_error(self) -> FileError | None:
         return None if self.error is None else FileError(**json.loads(self.error))
+
+
+# ItemRow's columns in its fields' order, so a row becomes an ItemRow by position (`ItemRow(*row)`)
+SELECT_ITEMS = f"SELECT {', '.join(field.name for field in dataclasses.fields(ItemRow))} FROM items"
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,23 +244,23 @@ class Journal:
         return self._db.execute("SELECT 1 FROM items WHERE item_id = ?", (item_id,)).fetchone() is not None
 
     def item(self, item_id: str) -> ItemRow | None:
-        row = self._db.execute("SELECT * FROM items WHERE item_id = ?", (item_id,)).fetchone()
-        return None if row is None else ItemRow(**dict(row))
+        row = self._db.execute(f"{SELECT_ITEMS} WHERE item_id = ?", (item_id,)).fetchone()
+        return None if row is None else ItemRow(*row)
 
     def items(self, outbox: str, state: str) -> list[ItemRow]:
         rows = self._db.execute(
-            "SELECT * FROM items WHERE outbox = ? AND state = ? AND state != 'finished' ORDER BY seq",
+            f"{SELECT_ITEMS} WHERE outbox = ? AND state = ? AND state != 'finished' ORDER BY seq",
             (outbox, state),
         )
-        return [ItemRow(**dict(row)) for row in rows]
+        return [ItemRow(*row) for row in rows]
 
     def count_open(self, outbox: str) -> int:
         query = "SELECT COUNT(*) FROM items WHERE outbox = ? AND state != 'finished'"
         return int(self._db.execute(query, (outbox,)).fetchone()[0])
 
     def entries_of(self, origin_id: str) -> list[ItemRow]:
-        rows = self._db.execute("SELECT * FROM items WHERE origin_id = ? ORDER BY seq", (origin_id,))
-        return [ItemRow(**dict(row)) for row in rows]
+        rows = self._db.execute(f"{SELECT_ITEMS} WHERE origin_id = ? ORDER BY seq", (origin_id,))
+        return [ItemRow(*row) for row in rows]
 
     def mark_ready(self, item_id: str, *, order_id: str, size: int, sha256: str, ready_at: float) -> None:
         with self._write() as db:
@@ -306,11 +311,11 @@ class Journal:
     def delivered_before(self, outbox: str, order_id: str, sha256: str) -> ItemRow | None:
         """The earlier delivery of the same bytes to the same order, if any."""
         row = self._db.execute(
-            "SELECT * FROM items WHERE outbox = ? AND order_id = ? AND sha256 = ? AND outcome = 'sent'"
+            f"{SELECT_ITEMS} WHERE outbox = ? AND order_id = ? AND sha256 = ? AND outcome = 'sent'"
             " AND ext != 'zip' ORDER BY seq LIMIT 1",
             (outbox, order_id, sha256),
         ).fetchone()
-        return None if row is None else ItemRow(**dict(row))
+        return None if row is None else ItemRow(*row)
 
     def orders_in_flight(self, outbox: str) -> set[str]:
         rows = self._db.execute(
@@ -354,8 +359,8 @@ class Journal:
         return [BatchRow(**dict(row)) for row in rows]
 
     def batch_items(self, batch_id: str) -> list[ItemRow]:
-        rows = self._db.execute("SELECT * FROM items WHERE batch_id = ? ORDER BY seq", (batch_id,))
-        return [ItemRow(**dict(row)) for row in rows]
+        rows = self._db.execute(f"{SELECT_ITEMS} WHERE batch_id = ? ORDER BY seq", (batch_id,))
+        return [ItemRow(*row) for row in rows]
 
     def batch_uploading(self, batch_id: str, *, sent_at: float) -> None:
         with self._write() as db:
