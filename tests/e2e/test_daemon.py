@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from collections.abc import Callable
@@ -104,3 +105,43 @@ def test_once_prints_a_summary_line(tmp_path: Path) -> None:
     result = invoicesync("once", "-c", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "sent=1 failed=1 waiting=0"
+
+
+def _checker_pids(output: str) -> list[int]:
+    events = (json.loads(line) for line in output.splitlines() if line.startswith("{"))
+    return [event["pid"] for event in events if event.get("event") == "checker_started"]
+
+
+def _all_ended(pids: list[int]) -> bool:
+    return not any(_running(pid) for pid in pids)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_checker_processes_end_with_the_daemon_stopped_or_killed(
+    tmp_path: Path, start_daemon: Callable[[Path], Daemon]
+) -> None:
+    config = write_config(tmp_path)
+    root = tmp_path / "shop"
+    for number, stop in enumerate(("SIGTERM", "SIGKILL")):
+        daemon = start_daemon(config)
+        order = f"PROC{number:04d}"
+        drop(root, f"{order}.pdf", sample_pdf(order))
+        wait_for(lambda: files_in(root, "sent"), timeout_seconds=30, what="the file sent")
+        pids = _checker_pids(daemon.output())
+        assert pids and all(_running(pid) for pid in pids), stop
+        if stop == "SIGTERM":
+            assert daemon.terminate() == 0
+            assert "checker_stopped" in daemon.output()
+        else:
+            daemon.process.kill()
+            daemon.process.wait(timeout=10)
+        ended = functools.partial(_all_ended, pids)
+        wait_for(ended, timeout_seconds=10, what=f"no checker left after {stop}")
+        shutil.rmtree(root / "sent")
