@@ -1,9 +1,12 @@
-"""checker (child process): `python -m invoicesync.checker PARENT_PID`, the other end of `checkers`.
+"""checker: the child process `python -m invoicesync.checker PARENT_PID`, and the wire format `checkers`
+speaks with it.
 
-Reads one JSON request per line (a file to examine, its outbox's pattern and rules) and writes one JSON
-answer per line: `examine`'s result. Its first line says it is ready (the UBL schemas compiled) or names
-the installation fault. At end of input it prints its peak memory and ends; if its parent dies, it dies
-too. SIGINT and SIGTERM are left to the parent, which stops its checkers itself.
+It reads one JSON request per line (a file to examine, with its outbox's pattern and rules) and writes one
+JSON answer per line: `examine`'s result, or a `fault` (an installation fault, never a verdict). Its
+first line says it is ready (the UBL schemas compiled) or names the fault. At end of input it prints its
+peak memory and CPU time and ends; if its parent dies, it dies too. SIGINT and SIGTERM are left to the
+parent, which stops its checkers itself. Lines are ASCII JSON, so file names that are not UTF-8
+(surrogate escapes) travel intact.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from invoicesync.examine import examine
+from invoicesync.errors import CheckerUnavailable
+from invoicesync.examine import Examined, examine
+from invoicesync.model import FileError
 from invoicesync.validate import Rules, SchemaUnavailable, self_test
 
 PR_SET_PDEATHSIG = 1
@@ -49,6 +54,18 @@ def _rules(encoded: str) -> Rules:
     return Rules(**fields)
 
 
+def encode_request(path: Path, name: str, *, pattern: re.Pattern[str], rules: Rules, entry: bool) -> bytes:
+    document = {
+        "path": str(path),
+        "name": name,
+        "entry": entry,
+        "pattern": pattern.pattern,
+        "flags": int(pattern.flags),
+        "rules": asdict(rules),
+    }
+    return _line(document)
+
+
 def answer(request: dict[str, Any]) -> dict[str, Any]:
     try:
         found = examine(
@@ -69,8 +86,28 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def decode_answer(line: bytes) -> Examined:
+    """The `Examined` in an answer line; raises CheckerUnavailable for a fault, ValueError or KeyError for
+    a garbled line."""
+    document = json.loads(line)
+    if "fault" in document:
+        raise CheckerUnavailable(str(document["fault"]))
+    error = document["error"]
+    return Examined(
+        order_id=document["order_id"],
+        size=document["size"],
+        sha256=document["sha256"],
+        error=None if error is None else FileError(**error),
+        archive=bool(document["archive"]),
+    )
+
+
+def _line(document: dict[str, Any]) -> bytes:
+    return (json.dumps(document) + "\n").encode("ascii")
+
+
 def _write(stream: Any, document: dict[str, Any]) -> None:
-    stream.write((json.dumps(document) + "\n").encode("ascii"))
+    stream.write(_line(document))
     stream.flush()
 
 

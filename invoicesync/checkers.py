@@ -27,13 +27,14 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from invoicesync.errors import InvoicesyncError
+from invoicesync.checker import decode_answer, encode_request
+from invoicesync.errors import CheckerUnavailable
 from invoicesync.examine import Examined
 from invoicesync.messages import file_error
 from invoicesync.model import FileError
@@ -49,10 +50,6 @@ MAX_WORKERS = 2  # each holds 40-50 MB while it works; a file server has little 
 PIPELINE_DEPTH = 8
 DAMAGED_CODES = {"pdf": "InvalidPdf", "xml": "InvalidXml", "zip": "UnsafeArchive"}
 WARM = "warm"  # a queue item: start your checker now
-
-
-class CheckerUnavailable(InvoicesyncError):
-    """No checker process could be started or kept alive for reasons not the file's."""
 
 
 STOPPED = CheckerUnavailable("The content checkers were stopped.")
@@ -75,15 +72,7 @@ class Job:
     crashes: int = 0  # checkers that died while this file was theirs to check
 
     def request(self) -> bytes:
-        document = {
-            "path": str(self.path),
-            "name": self.name,
-            "entry": self.entry,
-            "pattern": self.pattern.pattern,
-            "flags": int(self.pattern.flags),
-            "rules": asdict(self.rules),
-        }
-        return (json.dumps(document) + "\n").encode("ascii")  # ASCII: surrogate escapes survive
+        return encode_request(self.path, self.name, pattern=self.pattern, rules=self.rules, entry=self.entry)
 
 
 class Checkers:
@@ -242,7 +231,7 @@ class Lane:
         line = self._read_line(self.process, self._head_since + self.pool.time_limit_seconds)
         if line:
             try:  # a garbled answer raises here, the job still in `_sent`: `_serve` fails it with the rest
-                outcome: Examined | CheckerUnavailable = _examined(json.loads(line))
+                outcome: Examined | CheckerUnavailable = decode_answer(line)
             except CheckerUnavailable as exc:
                 outcome = exc
             self._sent.popleft()
@@ -378,19 +367,6 @@ class Lane:
             )
 
 
-def _examined(answer: dict[str, Any]) -> Examined:
-    if "fault" in answer:
-        raise CheckerUnavailable(str(answer["fault"]))
-    error = answer["error"]
-    return Examined(
-        order_id=answer["order_id"],
-        size=answer["size"],
-        sha256=answer["sha256"],
-        error=None if error is None else FileError(**error),
-        archive=bool(answer["archive"]),
-    )
-
-
 def _refused(job: Job, error: FileError) -> Examined:
     try:
         size: int | None = job.path.stat().st_size
@@ -399,4 +375,4 @@ def _refused(job: Job, error: FileError) -> Examined:
     return Examined(order_id_of(job.name, job.pattern), size, None, error, False)
 
 
-__all__ = ["CheckerUnavailable", "Checkers", "default_workers"]
+__all__ = ["Checkers", "default_workers"]

@@ -90,8 +90,8 @@ class Delivery:
     # -- plan --------------------------------------------------------------------------------
 
     def plan(self, *, flush: bool, checking: bool = False, orders_checking: Collection[str] = ()) -> None:
-        """Batches of the ready files. While files are being `checking`, only full batches go, and an order
-        with a file being checked (`orders_checking`) waits for its verdict: files claimed together are
+        """Batches of the ready files. While verdicts are awaited (`checking`), only full batches go, and an
+        order with a file still being checked (`orders_checking`) waits for it: files claimed together are
         sent together, the PDF and XML of one order in one request."""
         ready = self.journal.items(self.outbox_name, "ready")
         if not ready:

@@ -71,3 +71,7 @@ class UnknownOutcome(MarketplaceError):
 
 class SchemaUnavailable(ServiceError):
     """The UBL 2.1 XSDs could not be found or compiled: the installation is broken, not the file."""
+
+
+class CheckerUnavailable(ServiceError):
+    """No checker process could be started or kept alive, for reasons not the file's."""

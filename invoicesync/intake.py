@@ -23,6 +23,7 @@ import structlog
 
 from invoicesync import archive
 from invoicesync.checkers import Checkers
+from invoicesync.errors import CheckerUnavailable
 from invoicesync.examine import Examined
 from invoicesync.journal import ItemRow, Journal
 from invoicesync.messages import file_error
@@ -144,10 +145,12 @@ class Intake:
             with self.journal.transaction():
                 for item, future in done:
                     del self.checking[item.item_id]
-                    fault = fault or future.exception()
-                    if future.exception() is None:
+                    withdrawn = future.cancelled()
+                    problem = CheckerUnavailable("check withdrawn") if withdrawn else future.exception()
+                    if problem is None:
                         self._journal_verdict(item, future.result())
                     else:  # not the file's fault: it stays claimed and is checked again
+                        fault = fault or problem
                         self.unchecked = True
         if fault is not None:
             raise fault  # the loop says it and waits before trying again

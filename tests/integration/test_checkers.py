@@ -20,7 +20,8 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from invoicesync.checkers import Checkers, CheckerUnavailable
+from invoicesync.checkers import Checkers
+from invoicesync.errors import CheckerUnavailable
 from invoicesync.examine import examine
 from invoicesync.naming import DEFAULT_ORDER_PATTERN
 from invoicesync.validate import Rules
