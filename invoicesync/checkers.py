@@ -44,6 +44,7 @@ from invoicesync.validate import Rules, kind_of
 TIME_LIMIT_SECONDS = 60.0  # one file's check; a 1,500-page PDF opens in about 0.1 s
 IDLE_SECONDS = 120.0  # a checker without work for this long is stopped
 START_LIMIT_SECONDS = 60.0  # imports and the UBL schemas, on a slow disk
+START_RETRY_SECONDS = 10.0  # after a checker failed to start, the next start is tried after this long
 MAX_WORKERS = 2  # each holds 40-50 MB while it works; a file server has little memory to spare
 # Requests queued in each checker's input ahead of its answers: the checker never waits for this process's
 # loop thread (which may hold the GIL for milliseconds) to hand it the next file.
@@ -159,6 +160,7 @@ class Lane:
         self._buffer = b""
         self._sent: deque[Job] = deque()  # requests in the checker's input, oldest (being checked) first
         self._head_since = 0.0  # when the oldest request's check began (monotonic)
+        self._start_fault: tuple[float, CheckerUnavailable] | None = None  # (retry after, fault)
         self.thread = threading.Thread(target=self._serve, name=f"checker-{number}", daemon=True)
 
     def pid(self) -> int | None:
@@ -197,22 +199,24 @@ class Lane:
                 self.stop_process()
                 return False
             if job == WARM:
-                self._start_quietly()
+                if not self._sent:
+                    self._start_quietly()
             elif isinstance(job, Job) and job.future.set_running_or_notify_cancel():
                 self._send(job)
         return True
 
     def _send(self, job: Job) -> None:
-        try:
-            if self._ensure_started():
-                self._resend()
-            if not self._sent:
-                self._head_since = time.monotonic()
-            self._write(job)
-        except CheckerUnavailable as exc:
-            job.future.set_exception(exc)
-            return
-        self._sent.append(job)
+        """Into the pipeline. A checker is started only for an empty one: a checker that died with requests
+        in its input is found, charged and replaced by `_answer_oldest` alone."""
+        if not self._sent:
+            try:
+                self._ensure_started()
+            except CheckerUnavailable as exc:
+                job.future.set_exception(exc)
+                return
+            self._head_since = time.monotonic()
+        self._sent.append(job)  # first: whatever goes wrong from here, `_serve` resolves it with the rest
+        self._write(job)
 
     def _write(self, job: Job) -> None:
         assert self.process is not None and self.process.stdin is not None
@@ -262,12 +266,13 @@ class Lane:
                 code = DAMAGED_CODES.get(kind_of(job.name) or "", "Unreadable")
                 detail = f"the checker process ended ({ended}) while reading this file, twice"
                 job.future.set_result(_refused(job, file_error(code, detail=detail)))
-        if self._sent:
+        if self._sent:  # what was queued behind it goes to a fresh checker
             try:
                 self._ensure_started()
-                self._resend()
             except CheckerUnavailable as exc:
                 self._fail_sent(exc)
+            else:
+                self._resend()
 
     def _fail_sent(self, exc: CheckerUnavailable) -> None:
         while self._sent:
@@ -275,40 +280,59 @@ class Lane:
 
     def _start_quietly(self) -> None:
         try:
-            if self._ensure_started():
-                self._resend()
+            self._ensure_started()
         except CheckerUnavailable as exc:  # said again, with the file, when a check needs it
             self.pool.log.debug("checker_start_failed", reason=str(exc))
 
-    def _ensure_started(self) -> bool:
-        """Start a checker unless one is running; True when one was started."""
+    def _ensure_started(self) -> None:
+        """A running checker, started if need be. After a failed start, starting is not tried again for
+        `START_RETRY_SECONDS` (the same fault is raised at once): a broken installation costs one process
+        start per interval, not one per file."""
         if self.process is not None and self.process.poll() is None:
-            return False
+            return
+        self.stop_process(kill=True)  # reap a dead one
         if self.pool.closed:
             raise STOPPED
         started = time.monotonic()
+        if self._start_fault is not None and started < self._start_fault[0]:
+            raise self._start_fault[1]
         try:
-            self.process = subprocess.Popen(
-                self.pool.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, bufsize=0
-            )
+            fault = self._start()
         except OSError as exc:
-            raise CheckerUnavailable(
-                f"A content checker could not be started: {exc.strerror or exc}."
-            ) from exc
-        self._buffer = b""
-        line = self._read_line(self.process, started + START_LIMIT_SECONDS)
-        answer = json.loads(line) if line else {}
-        if not answer.get("ready"):
-            fault = answer.get("fault") or f"it ended ({self._reap()}) before it was ready"
+            fault = f"{exc.strerror or exc}."
+        if fault is not None:
             self.stop_process(kill=True)
-            raise CheckerUnavailable(f"A content checker could not be started: {fault}")
+            unavailable = CheckerUnavailable(f"A content checker could not be started: {fault}")
+            self._start_fault = (started + START_RETRY_SECONDS, unavailable)
+            raise unavailable
+        self._start_fault = None
+        assert self.process is not None
         self.pool.log.info(
             "checker_started",
             checker=self.number,
             pid=self.process.pid,
             seconds=round(time.monotonic() - started, 3),
         )
-        return True
+
+    def _start(self) -> str | None:
+        """Spawn a checker and wait for its first line; the fault in words, or None when it is ready."""
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            self.pool.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, bufsize=0
+        )
+        self._buffer = b""
+        line = self._read_line(self.process, started + START_LIMIT_SECONDS)
+        if line is None:
+            return f"it ended ({self._reap()}) before it was ready"
+        if line == b"":
+            return f"it was not ready within {START_LIMIT_SECONDS:g} s"
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            return f"its first line was not its greeting: {line[:80]!r}"
+        if isinstance(answer, dict) and answer.get("ready") is True:
+            return None
+        return str(answer.get("fault") if isinstance(answer, dict) else answer)
 
     def _read_line(self, process: subprocess.Popen[bytes], deadline: float) -> bytes | None:
         """The next line; b"" when the deadline passed first, None when the process ended."""
@@ -316,10 +340,10 @@ class Lane:
         fd = process.stdout.fileno()
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return b""
-            readable, _, _ = select.select([fd], [], [], remaining)
+            readable, _, _ = select.select([fd], [], [], max(0.0, remaining))
             if not readable:
+                if remaining <= 0:  # looked once more at the deadline: an answer already there counts
+                    return b""
                 continue
             chunk = os.read(fd, 65536)
             if not chunk:

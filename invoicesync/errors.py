@@ -70,7 +70,7 @@ class UnknownOutcome(MarketplaceError):
 
 
 class SchemaUnavailable(ServiceError):
-    """The UBL 2.1 XSDs could not be found or compiled: the installation is broken, not the file."""
+    """The UBL 2.1 XSDs, or a library the checks need, cannot be loaded: a broken installation, not a file."""
 
 
 class CheckerUnavailable(ServiceError):

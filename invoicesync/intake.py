@@ -36,6 +36,31 @@ from invoicesync.validate import Rules
 MAX_CLAIMS_PER_CYCLE = 500  # a start-up backlog is taken in slices so the loop keeps its heartbeat
 UNPACK_PREFIX = ".unpack-"
 MAX_CHECKS_IN_FLIGHT = 1000  # handed to the checkers at once: they keep working while the loop uploads
+CHECK_RETRY_SECONDS = 10.0  # checkers unavailable (a broken installation): claimed files wait this long
+VERDICT_WAIT_SECONDS = 5.0  # a partial batch waits at most this long for verdicts on files claimed with it
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A claimed file handed to the checkers, and when."""
+
+    item: ItemRow
+    future: Future[Examined]
+    submitted_at: float  # monotonic
+
+    def problem(self) -> BaseException | None:
+        """Why no verdict came (a checker fault, or the check was withdrawn), or None."""
+        if self.future.cancelled():
+            return CheckerUnavailable("The check was withdrawn.")
+        return self.future.exception()
+
+
+@dataclass(frozen=True, slots=True)
+class Awaited:
+    """Verdicts expected soon: the orders they name, and until when (monotonic) partial batches wait."""
+
+    orders: frozenset[str]
+    until: float | None
 
 
 def new_id() -> str:
@@ -63,8 +88,10 @@ class Intake:
     # item_id -> wall time its final stat was first seen: a batch's max_wait_seconds counts from there, so a
     # lone file is not held back for company it could have had while it settled (lost on restart: then now)
     seen_at: dict[str, float] = field(default_factory=dict)
-    checking: dict[str, tuple[ItemRow, Future[Examined]]] = field(default_factory=dict)  # by item_id
+    checking: dict[str, Check] = field(default_factory=dict)  # by item_id
     unchecked: bool = True  # claimed files may be waiting for a checker (set by every claim)
+    retry_checks_at: float = 0.0  # monotonic; after a checker fault, claimed files wait until then
+    checks_problem: str | None = None  # the checker fault last logged, until a verdict comes again
 
     # -- scan, settle, claim -----------------------------------------------------------------
 
@@ -138,24 +165,34 @@ class Intake:
 
     def check_claimed(self) -> None:
         """Journal the verdicts the checkers have given (one commit for all), then hand them more claimed
-        files. A crash before a commit leaves those files `claimed`, to be checked again."""
-        done = [pair for pair in self.checking.values() if pair[1].done()]
+        files. A crash before a commit leaves those files `claimed`, to be checked again; so does a checker
+        that cannot start (`CheckerUnavailable`): logged once, tried again after `CHECK_RETRY_SECONDS`, and
+        the rest of the loop (uploads, polls, finishing) goes on meanwhile."""
+        done = [check for check in self.checking.values() if check.future.done()]
         fault: BaseException | None = None
-        if done:
-            with self.journal.transaction():
-                for item, future in done:
-                    del self.checking[item.item_id]
-                    withdrawn = future.cancelled()
-                    problem = CheckerUnavailable("check withdrawn") if withdrawn else future.exception()
-                    if problem is None:
-                        self._journal_verdict(item, future.result())
-                    else:  # not the file's fault: it stays claimed and is checked again
-                        fault = fault or problem
-                        self.unchecked = True
-        if fault is not None:
-            raise fault  # the loop says it and waits before trying again
+        answered = False
+        try:
+            if done:
+                with self.journal.transaction():
+                    for check in done:
+                        del self.checking[check.item.item_id]
+                        problem = check.problem()
+                        if problem is None:
+                            self._journal_verdict(check.item, check.future.result())
+                            answered = True
+                        else:  # not the file's fault: it stays claimed and is checked again
+                            fault = fault or problem
+                            self.unchecked = True
+            self._checks_fault(fault, answered=answered)
+            if self.unchecked and self.monotonic() >= self.retry_checks_at:
+                self._submit_claimed()
+        except BaseException:
+            self.unchecked = True  # rolled back or cut short: look at every claimed file again next time
+            raise
+
+    def _submit_claimed(self) -> None:
         room = MAX_CHECKS_IN_FLIGHT - len(self.checking)
-        if room <= 0 or not self.unchecked:
+        if room <= 0:
             return
         self.unchecked = False
         for item in self.journal.items(self.outbox_name, "claimed"):
@@ -163,7 +200,7 @@ class Intake:
                 continue
             if room == 0:
                 self.unchecked = True  # the rest when verdicts have made room
-                break
+                return
             future = self.checkers.submit(
                 self.folders.processing / item.claim_name,
                 item.file_name,
@@ -172,18 +209,38 @@ class Intake:
                 entry=item.origin_id is not None,
             )
             future.add_done_callback(lambda _: self.on_checked())
-            self.checking[item.item_id] = (item, future)
+            self.checking[item.item_id] = Check(item, future, self.monotonic())
             room -= 1
 
-    def orders_checking(self) -> set[str]:
-        """The orders named by files whose verdict is still awaited."""
-        orders = (order_id_of(item.file_name, self.order_pattern) for item, _ in self.checking.values())
-        return {order for order in orders if order is not None}
+    def _checks_fault(self, fault: BaseException | None, *, answered: bool) -> None:
+        """`checks_unavailable` once when checks start failing for a reason not the files' (or the reason
+        changes), `checks_available` once a verdict comes again; meanwhile claimed files wait
+        `CHECK_RETRY_SECONDS` between tries."""
+        if fault is not None:
+            self.retry_checks_at = self.monotonic() + CHECK_RETRY_SECONDS
+            if str(fault) != self.checks_problem:
+                self.checks_problem = str(fault)
+                self.log.warning("checks_unavailable", reason=self.checks_problem)
+        elif answered and self.checks_problem is not None:
+            self.checks_problem = None
+            self.log.info("checks_available")
+
+    def awaited(self) -> Awaited:
+        """Verdicts still expected soon: files claimed together are sent together, but a partial batch
+        waits at most `VERDICT_WAIT_SECONDS` for checks that began that long ago (a slow file, or another
+        outbox's burst ahead in the checkers' queue), and an order waits for its own file being checked."""
+        now = self.monotonic()
+        young = [check for check in self.checking.values() if now - check.submitted_at < VERDICT_WAIT_SECONDS]
+        if not young:
+            return Awaited(frozenset(), None)
+        orders = (order_id_of(check.item.file_name, self.order_pattern) for check in young)
+        until = min(check.submitted_at for check in young) + VERDICT_WAIT_SECONDS
+        return Awaited(frozenset(order for order in orders if order is not None), until)
 
     def abandon_checks(self) -> None:
         """The loop stops: checks not begun are withdrawn; their files stay claimed for the next start."""
-        for _, future in self.checking.values():
-            future.cancel()
+        for check in self.checking.values():
+            check.future.cancel()
         self.checking.clear()
         self.unchecked = True
 

@@ -206,10 +206,16 @@ class Service:
 
     @staticmethod
     def _stuck(loop: Loop) -> bool:
+        return loop.worker.delivery.paused_reason is not None or Service._problem(loop) is not None
+
+    @staticmethod
+    def _problem(loop: Loop) -> str | None:
+        """What stops this outbox that a person must fix: its folders or state_dir, or checkers that
+        cannot start (a broken installation)."""
         health = loop.worker.health
-        return loop.worker.delivery.paused_reason is not None or (
-            health is not None and health.problem() is not None
-        )
+        problem = None if health is None else health.problem()
+        checks = loop.worker.intake.checks_problem
+        return problem or (None if checks is None else f"files cannot be checked: {checks}")
 
     def _start(self) -> None:
         if self.config.uses_sandbox and self._sandbox is None:
@@ -375,11 +381,9 @@ class Service:
         that cannot take the file is already said by each outbox's health; the daemon goes on."""
         status = {}
         for loop in self._loops:
-            health = loop.worker.health
-            problem = None if health is None else health.problem()
             status[loop.worker.name] = {
                 "paused": loop.worker.delivery.paused_reason,
-                "problem": problem,
+                "problem": self._problem(loop),
                 "last_error": loop.worker.delivery.last_error,
             }
         if status == self._status_written:
@@ -406,7 +410,8 @@ class Service:
         for loop in self._loops:
             if loop.thread is not None:
                 loop.thread.join(timeout=60)
-            loop.worker.intake.abandon_checks()
+            if loop.thread is None or not loop.thread.is_alive():  # else it still owns its checks
+                loop.worker.intake.abandon_checks()
             loop.watcher.stop()
             loop.marketplace.close()
             loop.journal.close()

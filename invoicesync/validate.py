@@ -107,9 +107,13 @@ def sniff(head: bytes) -> str | None:
 
 
 def self_test() -> None:
-    """Compile the UBL 2.1 XSDs now (start-up and `check`); raises SchemaUnavailable when they are gone."""
-    from invoicesync.validate_xsd import self_test as xsd_self_test  # lazily: see the imports
-
+    """Load the PDF and XML checks and compile the UBL 2.1 XSDs now (a checker's start, `check`), so that a
+    broken installation is found there and never becomes a verdict on a file: raises SchemaUnavailable."""
+    try:  # lazily: see the imports
+        from invoicesync.validate_pdf import judge_pdf  # noqa: F401  # loaded, not used: that is the test
+        from invoicesync.validate_xsd import self_test as xsd_self_test
+    except ImportError as exc:
+        raise SchemaUnavailable(f"A library the checks need is missing or broken: {exc}.") from exc
     xsd_self_test()
 
 

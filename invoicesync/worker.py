@@ -74,12 +74,12 @@ class Worker:
             # crowd of waiting files is not rescanned every poll_seconds in events mode.
             self.next_scan_at = self.monotonic() + self.scan_interval_seconds
         self.intake.check_claimed()
-        checking = self.intake.orders_checking()
-        self.delivery.plan(flush=flush, checking=bool(self.intake.checking), orders_checking=checking)
+        awaited = self.intake.awaited()
+        self.delivery.plan(flush=flush, checking=awaited.until is not None, orders_checking=awaited.orders)
         batch_due = self.delivery.advance_batches()
         self._finish_all()
         self.tally.open = self.journal.count_open(self.name)
-        return self._next_due(batch_due)
+        return self._next_due(batch_due, awaited.until)
 
     def _tick_unhealthy(self) -> float:
         """state_dir or the folders unusable: claim and finish nothing, poll imports already sent when
@@ -92,11 +92,14 @@ class Worker:
                 wait = min(wait, batch_due - self.wall())
         return max(0.0, wait)
 
-    def _next_due(self, batch_due: float | None) -> float:
+    def _next_due(self, batch_due: float | None, awaited_until: float | None) -> float:
         now, wall = self.monotonic(), self.wall()
         due = [self.next_scan_at - now]
-        if self.intake.next_check_at is not None:
-            due.append(self.intake.next_check_at - now)
+        for at in (self.intake.next_check_at, awaited_until):
+            if at is not None:
+                due.append(at - now)
+        if self.intake.unchecked and self.intake.checks_problem is not None:
+            due.append(self.intake.retry_checks_at - now)
         for at in (batch_due, self.delivery.next_deadline):
             if at is not None:
                 due.append(at - wall)

@@ -145,3 +145,27 @@ def test_checker_processes_end_with_the_daemon_stopped_or_killed(
         ended = functools.partial(_all_ended, pids)
         wait_for(ended, timeout_seconds=10, what=f"no checker left after {stop}")
         shutil.rmtree(root / "sent")
+
+
+def test_checks_that_cannot_run_refuse_no_file_and_once_says_so(tmp_path: Path) -> None:
+    """pypdf broken for the checkers only (the daemon's own process never loads it): a broken installation
+    is not the files' fault, so nothing goes to failed/; `once` says why and exits 1, and a later run with
+    the installation mended sends them."""
+    broken = tmp_path / "broken"
+    (broken / "pypdf").mkdir(parents=True)
+    (broken / "pypdf" / "__init__.py").write_text('raise ImportError("this pypdf is broken on purpose")\n')
+    config = write_config(tmp_path)
+    root = tmp_path / "shop"
+    drop(root, "BRKN0001.pdf", sample_pdf("BRKN0001"))
+    drop(root, "BRKN0002.xml", sample_ubl("BRKN0002"))
+    result = invoicesync("once", "-c", str(config), cwd=tmp_path, env={"PYTHONPATH": str(broken)})
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    unavailable = [event for event in events if event["event"] == "checks_unavailable"]
+    assert len(unavailable) == 1 and "this pypdf is broken on purpose" in unavailable[0]["reason"]
+    assert result.stdout.strip().splitlines()[-1] == "sent=0 failed=0 waiting=2"
+    assert files_in(root, "failed") == [] and len(leftovers(root)) == 2
+    mended = invoicesync("once", "-c", str(config), cwd=tmp_path)
+    assert mended.returncode == 0, mended.stdout[-2000:]
+    assert sorted(files_in(root, "sent")) == ["BRKN0001.pdf", "BRKN0002.xml"]

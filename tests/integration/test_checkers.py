@@ -137,12 +137,29 @@ def test_a_file_two_checkers_die_on_is_refused_as_damaged(tmp_path: Path, pool: 
 
 
 def test_a_checker_that_cannot_start_is_an_installation_fault_not_a_verdict(tmp_path: Path) -> None:
-    pool = Checkers(workers=1, command=(sys.executable, "-c", "raise SystemExit(3)"))
+    starts = tmp_path / "starts"
+    failing = f"open({str(starts)!r}, 'a').write('x')\nraise SystemExit(3)\n"
+    pool = Checkers(workers=1, command=(sys.executable, "-c", failing))
+    try:
+        path = write(tmp_path, "ORDER000001.pdf", sample_pdf("ORDER000001"))
+        futures = [pool.submit(path, path.name, pattern=PATTERN, rules=RULES, entry=False) for _ in range(20)]
+        for future in futures:
+            with pytest.raises(CheckerUnavailable, match=r"ended \(exit code 3\) before it was ready"):
+                future.result(timeout=60)
+        assert starts.read_text() == "x"  # one start tried, not one per file (START_RETRY_SECONDS)
+    finally:
+        pool.close()
+
+
+def test_a_checker_whose_greeting_is_garbled_is_not_a_verdict_either(tmp_path: Path) -> None:
+    chatty = "print('hello from a sitecustomize', flush=True)\nimport sys\nsys.stdin.read()\n"
+    pool = Checkers(workers=1, command=(sys.executable, "-c", chatty))
     try:
         path = write(tmp_path, "ORDER000001.pdf", sample_pdf("ORDER000001"))
         future = pool.submit(path, path.name, pattern=PATTERN, rules=RULES, entry=False)
-        with pytest.raises(CheckerUnavailable, match=r"ended \(exit code 3\) before it was ready"):
+        with pytest.raises(CheckerUnavailable, match="its first line was not its greeting"):
             future.result(timeout=60)
+        assert not pool.pids()  # and that checker was not left running
     finally:
         pool.close()
 

@@ -24,6 +24,14 @@ def test_waiting_batch_leaves_at_its_deadline_or_on_flush() -> None:
     assert len(plan_batches(ready, orders_in_flight=set(), now=0.0, flush=True, **LIMITS).batches) == 1
 
 
+def test_while_verdicts_are_awaited_only_full_batches_leave_and_no_deadline_is_set() -> None:
+    ready = [item(str(n), f"ORDER{n}") for n in range(4)]
+    for flush in (False, True):  # past its deadline, and in `once`: the partial batch still waits
+        plan = plan_batches(ready, orders_in_flight=set(), now=99.0, flush=flush, more_coming=True, **LIMITS)
+        assert [len(b.items) for b in plan.batches] == [3]
+        assert plan.next_deadline is None  # the verdicts (or the caller's own bound) wake the loop
+
+
 def test_order_in_flight_waits() -> None:
     plan = plan_batches([item("1", "ORDER1")], orders_in_flight={"ORDER1"}, now=99.0, **LIMITS)
     assert plan.batches == []
