@@ -41,7 +41,7 @@ from invoicesync.model import FileError
 from invoicesync.naming import order_id_of
 from invoicesync.validate import Rules, kind_of
 
-TIME_LIMIT_SECONDS = 60.0  # one file's check; a 1,500-page PDF opens in about 0.1 s
+TIME_LIMIT_SECONDS = 60.0  # one file's check (files.check_seconds); a 1,500-page PDF opens in about 0.1 s
 IDLE_SECONDS = 120.0  # a checker without work for this long is stopped
 START_LIMIT_SECONDS = 60.0  # imports and the UBL schemas, on a slow disk
 START_RETRY_SECONDS = 10.0  # after a checker failed to start, the next start is tried after this long
@@ -69,6 +69,7 @@ class Job:
     pattern: re.Pattern[str]
     rules: Rules
     entry: bool
+    time_limit_seconds: float
     future: Future[Examined]
     crashes: int = 0  # checkers that died while this file was theirs to check
 
@@ -99,11 +100,20 @@ class Checkers:
         self._closed = False
 
     def submit(
-        self, path: Path, name: str, *, pattern: re.Pattern[str], rules: Rules, entry: bool
+        self,
+        path: Path,
+        name: str,
+        *,
+        pattern: re.Pattern[str],
+        rules: Rules,
+        entry: bool,
+        time_limit_seconds: float | None = None,
     ) -> Future[Examined]:
+        """Check `path` (dropped as `name`); the pool's time limit unless the outbox has its own."""
         future: Future[Examined] = Future()
         self._start_lanes()
-        self._jobs.put(Job(path, name, pattern, rules, entry, future))
+        limit = self.time_limit_seconds if time_limit_seconds is None else time_limit_seconds
+        self._jobs.put(Job(path, name, pattern, rules, entry, limit, future))
         return future
 
     def warm(self) -> None:
@@ -232,7 +242,7 @@ class Lane:
     def _answer_oldest(self) -> None:
         assert self.process is not None
         job = self._sent[0]
-        line = self._read_line(self.process, self._head_since + self.pool.time_limit_seconds)
+        line = self._read_line(self.process, self._head_since + job.time_limit_seconds)
         if line:
             try:  # a garbled answer raises here, the job still in `_sent`: `_serve` fails it with the rest
                 outcome: Examined | CheckerUnavailable = decode_answer(line)
@@ -248,8 +258,8 @@ class Lane:
         if line == b"":  # its time limit passed
             self.stop_process(kill=True)
             self._sent.popleft()
-            self.pool.log.warning("check_timed_out", file=job.name, seconds=self.pool.time_limit_seconds)
-            limit = f"{self.pool.time_limit_seconds:g} s"
+            self.pool.log.warning("check_timed_out", file=job.name, seconds=job.time_limit_seconds)
+            limit = f"{job.time_limit_seconds:g} s"
             reason = f"checking it took longer than {limit}"
             job.future.set_result(
                 _refused(job, file_error("TooLarge", reason=reason, detail=f"time limit {limit}"))

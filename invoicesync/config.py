@@ -295,6 +295,7 @@ class FileSettings(_Settings):
     order_id: OrderPattern = re.compile(DEFAULT_ORDER_ID)
     max_bytes: Size = 20_000_000
     empty_after_seconds: PositiveSeconds = Field(default=3600.0, validation_alias="empty_after")
+    check_seconds: PositiveSeconds = 60.0  # one file's content check, at most
     ignore: Globs = ()
     order_labels: Globs | None = None
 

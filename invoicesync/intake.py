@@ -76,6 +76,7 @@ class Intake:
     order_pattern: re.Pattern[str]
     settle_seconds: float
     empty_after_seconds: float
+    check_seconds: float  # one file's content check, at most
     monotonic: Callable[[], float]
     wall: Callable[[], float]
     log: structlog.typing.FilteringBoundLogger
@@ -207,6 +208,7 @@ class Intake:
                 pattern=self.order_pattern,
                 rules=self.rules,
                 entry=item.origin_id is not None,
+                time_limit_seconds=self.check_seconds,
             )
             future.add_done_callback(lambda _: self.on_checked())
             self.checking[item.item_id] = Check(item, future, self.monotonic())

@@ -258,6 +258,7 @@ class Service:
             order_pattern=box.files.order_id,
             settle_seconds=box.watch.settle_seconds,
             empty_after_seconds=box.files.empty_after_seconds,
+            check_seconds=box.files.check_seconds,
             monotonic=time.monotonic,
             wall=time.time,
             log=log,

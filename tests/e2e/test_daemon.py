@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.badfiles import sample_pdf, sample_ubl
+from tests.badfiles import sample_pdf, sample_ubl, slow_pdf
 from tests.conftest import wait_for
 from tests.e2e.conftest import REPO, Daemon, invoicesync
 from tests.harness import drop, files_in, leftovers, report, write_config
@@ -169,3 +169,18 @@ def test_checks_that_cannot_run_refuse_no_file_and_once_says_so(tmp_path: Path) 
     mended = invoicesync("once", "-c", str(config), cwd=tmp_path)
     assert mended.returncode == 0, mended.stdout[-2000:]
     assert sorted(files_in(root, "sent")) == ["BRKN0001.pdf", "BRKN0002.xml"]
+
+
+def test_a_file_whose_check_takes_too_long_fails_and_the_others_go_on(tmp_path: Path) -> None:
+    config = write_config(tmp_path, outbox_overrides={"files": {"check_seconds": 1}})
+    root = tmp_path / "shop"
+    drop(root, "SLOW0001.pdf", slow_pdf("SLOW0001"))  # seconds of pypdf text extraction
+    drop(root, "FAST0001.pdf", sample_pdf("FAST0001"))
+    result = invoicesync("once", "-c", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert files_in(root, "sent") == ["FAST0001.pdf"]
+    error = report(root, "failed", "SLOW0001.pdf")["error"]
+    assert error["code"] == "TooLarge"
+    assert error["message"] == "The file is too large: checking it took longer than 1 s."
+    assert error["detail"] == "time limit 1 s"
+    assert '"check_timed_out"' in result.stdout

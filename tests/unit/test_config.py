@@ -95,7 +95,7 @@ def test_defaults_match_the_documented_values(home: Path) -> None:
     assert box.octopia.base_url == "https://api.example.test/seller/v2"  # trailing slash stripped
     assert box.files.order_id.pattern == r"^(?P<order>[A-Za-z0-9][A-Za-z0-9_-]{3,63})$"
     assert box.files.max_bytes == 20_000_000
-    assert box.files.empty_after_seconds == 3600
+    assert (box.files.empty_after_seconds, box.files.check_seconds) == (3600, 60)
     assert (box.files.ignore, box.files.order_labels) == ((), None)
     assert (box.watch.mode, box.watch.settle_seconds, box.watch.poll_seconds) == ("auto", 5, 2)
     assert box.watch.rescan_seconds == 60
@@ -510,7 +510,7 @@ def test_parse_duration_refuses(text: str | float) -> None:
 
 def test_sizes_and_durations_in_the_file(home: Path) -> None:
     extra = """\
-    files: {max_bytes: 512KiB, empty_after: 30m}
+    files: {max_bytes: 512KiB, empty_after: 30m, check_seconds: 2m}
     batch: {max_bytes: 1GB, max_wait_seconds: 500ms}
     poll: {first_seconds: 2s, max_seconds: 1h, give_up_after: 2d}
     watch: {settle_seconds: 0}
@@ -518,6 +518,7 @@ def test_sizes_and_durations_in_the_file(home: Path) -> None:
     box = load_config(write(home, minimal(outbox(extra=extra))), environ={}, cwd=home).outboxes[0]
 
     assert (box.files.max_bytes, box.files.empty_after_seconds) == (512 * 1024, 1800)
+    assert box.files.check_seconds == 120
     assert (box.batch.max_bytes, box.batch.max_wait_seconds) == (1_000_000_000, 0.5)
     assert (box.poll.first_seconds, box.poll.max_seconds, box.poll.give_up_after_seconds) == (2, 3600, 172800)
     assert box.watch.settle_seconds == 0
