@@ -117,11 +117,9 @@ def _unpack(stream: IO[bytes], dest_dir: Path, rules: Rules, written: list[Path]
         stream.seek(0)
     except OSError as exc:
         return unreadable(exc)
-    if size > rules.zip_max_total_bytes:
-        return file_error(
-            "TooLarge",
-            reason=f"{size:,} bytes, more than the {rules.zip_max_total_bytes:,} allowed for a ZIP",
-        )
+    if size > rules.max_bytes:
+        reason = f"{size:,} bytes, more than the {rules.max_bytes:,} bytes allowed"
+        return file_error("TooLarge", reason=reason)
     check = archive_check(stream, size, rules)
     if check.error is not None:
         return check.error

@@ -28,7 +28,7 @@ from invoicesync.naming import DEFAULT_ORDER_PATTERN, is_ignored
 from invoicesync.outbox import Folders
 from invoicesync.sandbox import Sandbox
 from invoicesync.service import JOURNAL_NAME, LOCK_NAME, STATUS_NAME, make_marketplace, sandbox_options
-from invoicesync.validate import Rules, kind_of, self_test
+from invoicesync.validate import Rules, kind_of, rules_for, self_test
 from invoicesync.watching import filesystem_type, is_network
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -218,11 +218,7 @@ def validate(args: argparse.Namespace) -> int:
     if args.config is not None:
         box = load_config(args.config).outboxes[0]
         pattern = box.files.order_id
-        rules = (
-            Rules(max_bytes=box.files.max_bytes)
-            if box.files.order_labels is None
-            else Rules(max_bytes=box.files.max_bytes, order_labels=box.files.order_labels)
-        )
+        rules = rules_for(box.files.max_bytes, box.files.order_labels)
     if args.order_id:
         pattern = _compile(args.order_id)
     failed = 0

@@ -17,7 +17,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -38,12 +38,14 @@ from invoicesync.lifecycle import (
     poll_delay,
     result_positions,
 )
+from invoicesync.logs import redact_text
 from invoicesync.marketplaces import Marketplace
 from invoicesync.messages import file_error
 from invoicesync.model import (
     Batch,
     BatchItem,
     Endpoint,
+    FileError,
     ImportSnapshot,
     ImportStatus,
     ItemOutcome,
@@ -53,9 +55,13 @@ from invoicesync.model import (
 from invoicesync.naming import CONTENT_TYPES, upload_name
 from invoicesync.outbox import Folders
 from invoicesync.plan import PlanItem, plan_batches
+from invoicesync.staging import NotRegular, discard, stage, stage_dir
 
+DISAPPEARED = ": it disappeared from .processing/ before it was sent (taken by an antivirus, or a person)"
+KEPT_CHANGING = ": it kept changing after it was checked (a program is still writing it)"
 LOST_GRACE_SECONDS = 10.0  # an unanswered upload is re-sent only once it is this old and not listed
 RETRY_MAX_SECONDS = 300.0  # the longest Retry-After honoured
+MAX_CHANGED_CHECKS = 5  # a file found changed after its check is checked again this often, then fails
 PAUSED_RETRY_MAX_SECONDS = 30.0  # a blocked outbox tries again at least this often: fixed credentials
 # resume it within a minute; the first tries follow the poll backoff (poll.first_seconds, doubling)
 
@@ -86,6 +92,8 @@ class Delivery:
     paused_attempts: int = 0  # tries since the pause began: the retry delay grows with them
     last_error: str | None = None
     next_deadline: float | None = None  # wall time a waiting bulk batch must leave
+    rechecks: bool = False  # files were sent back to be checked again (their bytes changed)
+    changed_checks: dict[str, int] = field(default_factory=dict)  # item_id -> times found changed
 
     # -- plan --------------------------------------------------------------------------------
 
@@ -194,7 +202,7 @@ class Delivery:
                 item_id=item.item_id,
                 order_id=item.order_id or "",
                 upload_name=upload_name(item.order_id or "", item.ext),
-                path=str(self.folders.processing / item.claim_name),
+                path=str(stage_dir(self.bundle_dir, row.bundle_name) / item.item_id),
                 size=item.size or 0,
                 content_type=CONTENT_TYPES.get(item.ext, "application/octet-stream"),
             )
@@ -213,7 +221,53 @@ class Delivery:
             bundle_path=None if bundle_path is None else str(bundle_path),
         )
 
+    def _stage(self, row: BatchRow) -> bool:
+        """Copy each file of the batch out of .processing/ (see `staging`); a file changed since its check
+        goes back to be checked again, one gone or no longer a plain file fails alone, and the others go
+        on. False when no file is left to send."""
+        folder = stage_dir(self.bundle_dir, row.bundle_name)
+        folder.mkdir(parents=True, exist_ok=True)
+        kept = 0
+        for item in self.journal.batch_items(row.batch_id):
+            if item.state != "batched":
+                continue
+            source = self.folders.claimed_path(item.host, item.claim_name)
+            try:
+                staged = stage(source, folder / item.item_id, item.sha256 or "")
+            except FileNotFoundError:
+                if not source.parent.is_dir():
+                    raise  # the share itself is gone, not this file: the batch waits for it
+                self._take_out(item, file_error("Unreadable", reason=DISAPPEARED))
+                continue
+            except NotRegular as exc:
+                self._take_out(item, file_error("NotARegularFile", what=exc.what))
+                continue
+            if staged.matches:
+                kept += 1
+            else:
+                self._changed(item)
+        if kept == 0:
+            self._record(row, [], None)
+        return kept > 0
+
+    def _take_out(self, item: ItemRow, error: FileError) -> None:
+        self.journal.unbatch(item.item_id, error=error)
+        self.log.warning("file_refused", item_id=item.item_id, file=item.file_name, code=error.code)
+
+    def _changed(self, item: ItemRow) -> None:
+        """Bytes that are not the bytes checked are never sent: checked again, at most MAX_CHANGED_CHECKS."""
+        count = self.changed_checks.get(item.item_id, 0) + 1
+        self.changed_checks[item.item_id] = count
+        self.log.warning("file_changed_after_check", item_id=item.item_id, file=item.file_name, times=count)
+        if count > MAX_CHANGED_CHECKS:
+            self._take_out(item, file_error("Unreadable", reason=KEPT_CHANGING))
+            return
+        self.journal.unbatch(item.item_id)
+        self.rechecks = True
+
     def _upload(self, row: BatchRow) -> None:
+        if not self._stage(row):
+            return
         batch = self._batch(row)
         if batch.bundle_path is not None and not Path(batch.bundle_path).exists():
             build_bundle(batch.items, Path(batch.bundle_path))
@@ -338,6 +392,7 @@ class Delivery:
         )
         with contextlib.suppress(FileNotFoundError):
             (self.bundle_dir / f"{row.bundle_name}.zip").unlink()
+        discard(self.bundle_dir, row.bundle_name)
 
     # -- pausing -----------------------------------------------------------------------------
 
@@ -351,7 +406,7 @@ class Delivery:
         self.paused_reason = reason
         self.paused_attempts += 1
         self.paused_until = self.wall() + delay
-        self.last_error = reason
+        self.last_error = redact_text(reason)
 
     def _resume(self) -> None:
         if self.paused_reason is not None:
@@ -361,7 +416,7 @@ class Delivery:
             self.paused_attempts = 0
 
     def _note_error(self, message: str) -> None:
-        self.last_error = message
+        self.last_error = redact_text(message)
 
     def _retry_delay(self, attempt: int, retry_after_seconds: float | None) -> float:
         """`Retry-After` when the marketplace gave one, else the poll backoff (first_seconds, doubling)."""

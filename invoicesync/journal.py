@@ -301,6 +301,32 @@ class Journal:
         with self._write() as db:
             db.execute("UPDATE items SET dest_name = ? WHERE item_id = ?", (dest_name, item_id))
 
+    def unbatch(self, item_id: str, *, error: FileError | None = None) -> None:
+        """Take a file out of its batch before upload: back to `claimed` to be checked again (its bytes
+        changed since its check), or `decided` as failed with `error` (it is gone or no longer a file)."""
+        with self._write() as db:
+            if error is None:
+                db.execute(
+                    "UPDATE items SET state = 'claimed', batch_id = NULL, sha256 = NULL, size = NULL"
+                    " WHERE item_id = ? AND state = 'batched'",
+                    (item_id,),
+                )
+            else:
+                db.execute(
+                    "UPDATE items SET state = 'decided', batch_id = NULL, stage = ?, error = ?,"
+                    " outcome = 'failed' WHERE item_id = ? AND state = 'batched'",
+                    (Stage.UPLOAD.value, _error_json(error), item_id),
+                )
+
+    def reserved_names(self, outbox: str) -> list[tuple[str, bool]]:
+        """Names handed out in sent/ or failed/ to files not moved there yet: (name, in failed/)."""
+        rows = self._db.execute(
+            "SELECT dest_name, outcome FROM items WHERE outbox = ? AND state = 'decided'"
+            " AND dest_name IS NOT NULL",
+            (outbox,),
+        )
+        return [(row[0], row[1] == "failed") for row in rows]
+
     def mark_finished(self, item_id: str, *, finished_at: datetime) -> None:
         with self._write() as db:
             db.execute(

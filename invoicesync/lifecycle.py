@@ -71,16 +71,28 @@ def poll_delay(attempt: int, *, first_seconds: float, max_seconds: float) -> flo
 
 
 def result_positions(flight: Flight, files: Sequence[FileResult]) -> dict[str, int]:
-    """Each item's entry in `files`, by position: same part name (when echoed) and same file name; an entry
-    named after the whole bundle (an unreadable ZIP) applies to every item without its own."""
-    by_name: dict[str, int] = {}
+    """Each item's entry in `files`, by position: same part name (when echoed) and exactly the same file
+    name; a name the marketplace changed in case only counts when no other item or entry shares it case-
+    blind (two files are never matched to one entry). An entry named after the whole bundle (an
+    unreadable ZIP) applies to every item without its own."""
+    exact: dict[str, int] = {}
+    blind: dict[str, list[int]] = {}
     for position, entry in enumerate(files):
         if entry.name in (None, flight.bundle_name) and entry.file_name is not None:
-            by_name.setdefault(entry.file_name.casefold(), position)
-    whole = by_name.get(f"{flight.bundle_name}.zip".casefold())
+            exact.setdefault(entry.file_name, position)
+            blind.setdefault(entry.file_name.casefold(), []).append(position)
+    whole = exact.get(f"{flight.bundle_name}.zip")
+    items_blind: dict[str, int] = {}
+    for item in flight.items:
+        items_blind[item.upload_name.casefold()] = items_blind.get(item.upload_name.casefold(), 0) + 1
     positions = {}
     for item in flight.items:
-        found = by_name.get(item.upload_name.casefold(), whole)
+        found = exact.get(item.upload_name)
+        key = item.upload_name.casefold()
+        if found is None and items_blind[key] == 1 and len(blind.get(key, ())) == 1:
+            found = blind[key][0]
+        if found is None:
+            found = whole
         if found is not None:
             positions[item.item_id] = found
     return positions
@@ -116,6 +128,16 @@ def advance(
             position = positions.get(item.item_id)
             entry = None if position is None else seen.files[position]
             if entry is not None and entry.status is FileStatus.SUCCESS:
+                if entry.order_id not in (None, item.order_id) and item.order_id is not None:
+                    # imported, but for another order than the one we named: never a receipt
+                    error = file_error(
+                        "WrongOrderImported",
+                        order=item.order_id,
+                        other=entry.order_id,
+                        detail=f"orderId {entry.order_id!r} in the answer, {item.order_id!r} sent",
+                    )
+                    outcomes.append(ItemOutcome(item.item_id, Stage.IMPORT, error))
+                    continue
                 outcomes.append(ItemOutcome(item.item_id, Stage.IMPORT))
             else:
                 outcomes.append(ItemOutcome(item.item_id, Stage.IMPORT, import_failed(entry, item.order_id)))

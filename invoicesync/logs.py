@@ -31,9 +31,33 @@ def _is_secret_key(key: object) -> bool:
     return isinstance(key, str) and bool(_SECRET_KEY.search(key)) and not _HARMLESS_KEY.search(key)
 
 
+_SECRETS: dict[str, None] = {}  # tokens and secrets this process holds, newest last (an ordered set)
+MAX_SECRETS = 64  # tokens are renewed every hour or two: the oldest are long expired
+
+
+def remember_secret(value: str) -> None:
+    """A token or secret that must never appear in any text this process writes (see `redact_text`)."""
+    for each in {value, value.strip()}:
+        if len(each) >= 6:
+            _SECRETS.pop(each, None)
+            _SECRETS[each] = None
+    while len(_SECRETS) > MAX_SECRETS:
+        del _SECRETS[next(iter(_SECRETS))]
+
+
+def redact_text(text: str) -> str:
+    """`text` without any secret this process holds, nor `Bearer …`/`Basic …` credentials: applied where
+    an error becomes text (logs, `last_error`, status), since an HTTP library's own message may quote a
+    header it refused (`Illegal header value b'Bearer …'`)."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return _AUTH_VALUE.sub(lambda match: f"{match.group(1)} {REDACTED}", text)
+
+
 def _scrub(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
-        return _AUTH_VALUE.sub(lambda match: f"{match.group(1)} {REDACTED}", value)
+        return redact_text(value)
     if depth > 8:
         return value
     if isinstance(value, Mapping):

@@ -48,6 +48,19 @@ TEXTS: dict[str, Text] = {
         "then put it back in outbox/.",
         (("reason", ""),),
     ),
+    "ReportFile": Text(
+        "This is a report written by invoicesync (a .error.json or .receipt.json file), not an invoice, "
+        "so it was not sent.",
+        "Nothing to send: to send a fixed invoice again, put only the invoice file back in outbox/, "
+        "without its report.",
+    ),
+    "WrongOrderImported": Text(
+        "The marketplace reports this invoice as imported for order {other}, not for order {order}: "
+        "it may now be attached to the wrong order.",
+        "Check both orders in the seller back office at once and remove the invoice from the wrong one; "
+        "then put the file back in outbox/ to send it again.",
+        (("order", "this order"), ("other", "another order")),
+    ),
     "Duplicate": Text(
         "The same file was already delivered to order {order}{earlier}.",
         "Nothing to do: the invoice is already on the order. To replace it, drop a corrected file.",

@@ -12,6 +12,7 @@ copy fallback. Nothing is deleted or overwritten: a taken name gets a numbered s
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import functools
 import json
@@ -30,6 +31,53 @@ from invoicesync.watching import mount_of
 
 CLAIM_SEPARATOR = "__"
 SYNC_THREADS = 8  # files written and fsynced at once by `write_json_files`
+SIDECAR_SUFFIXES = (".receipt.json", ".error.json")
+_RENAME_NOREPLACE = 1  # renameat2 flag (linux/fs.h)
+_AT_FDCWD = -100
+
+
+class NameTaken(OSError):
+    """A destination name that was free when it was chosen is taken now (by a person, or a program)."""
+
+
+def names_with_sidecars(name: str) -> tuple[str, ...]:
+    """A finished file's name and the names its sidecar may have: they are reserved together, so a dropped
+    `X.pdf.error.json` and the report of `X.pdf` never claim one name."""
+    return (name, *(f"{name}{suffix}" for suffix in SIDECAR_SUFFIXES))
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function: Callable[..., int] = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    return function
+
+
+def rename_noreplace(source: Path, target: Path) -> None:
+    """Rename `source` to `target` unless `target` exists (FileExistsError): never over another file.
+    renameat2(RENAME_NOREPLACE) where the filesystem has it, else a hard link then unlink (both refuse an
+    existing target), else a checked rename (shares that have neither)."""
+    function = _renameat2()
+    if function is not None:
+        result = function(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE)
+        if result == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), str(target))
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError:
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target)) from None
+        os.rename(source, target)
+        return
+    os.unlink(source)
 
 
 def fsync_dir(path: Path) -> None:
@@ -46,18 +94,21 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
+def write_json_atomic(path: Path, document: dict[str, Any]) -> None:  # state files only, never the share
     """Hidden temp file in the same folder, fsync, rename over `path`, fsync the folder."""
     _write_synced(path, _encoded(document))
     os.replace(_temp_of(path), path)
     fsync_dir(path.parent)
 
 
-def write_json_files(documents: Sequence[tuple[Path, dict[str, Any]]]) -> list[OSError | None]:
-    """`write_json_atomic` for many files, each whole or absent, but written and fsynced by several threads
-    at once (file creation and fsync release the GIL, and the filesystem commits concurrent fsyncs in one
-    go: several times faster than one after another). The caller fsyncs the folders. Returns each file's
-    error, or None."""
+def write_json_files(
+    documents: Sequence[tuple[Path, dict[str, Any]]], ours: Callable[[Path, bytes], bool]
+) -> list[OSError | None]:
+    """Sidecars, each whole or absent, written and fsynced by several threads at once (file creation and
+    fsync release the GIL, and the filesystem commits concurrent fsyncs in one go: several times faster
+    than one after another). A file already at a sidecar's name is replaced only when `ours(path, its
+    bytes)` says it is this same report from an earlier try; anything else there is `NameTaken`. The
+    caller fsyncs the folders. Returns each file's error, or None."""
     payloads = [(path, _encoded(document)) for path, document in documents]
     if not payloads:
         return []
@@ -65,8 +116,23 @@ def write_json_files(documents: Sequence[tuple[Path, dict[str, Any]]]) -> list[O
         errors = list(pool.map(lambda payload: _attempt(_write_synced, *payload), payloads))
     for index, (path, _) in enumerate(documents):
         if errors[index] is None:
-            errors[index] = _attempt(os.replace, _temp_of(path), path)
+            errors[index] = _attempt(_place_sidecar, path, ours)
     return errors
+
+
+def _place_sidecar(path: Path, ours: Callable[[Path, bytes], bool]) -> None:
+    temp = _temp_of(path)
+    try:
+        rename_noreplace(temp, path)
+    except FileExistsError:
+        try:
+            existing = path.read_bytes() if not path.is_symlink() else b""
+        except OSError:
+            existing = b""
+        if not ours(path, existing):
+            temp.unlink(missing_ok=True)
+            raise NameTaken(errno.EEXIST, "taken by another file", str(path)) from None
+        os.replace(temp, path)  # the same report, written before a crash: the new one is as good
 
 
 def _attempt(action: Callable[..., object], *args: Any) -> OSError | None:
@@ -194,6 +260,11 @@ class Folders:
                 listing[entry.name] = Stat(info.st_size, info.st_mtime_ns, info.st_ino, kind)
         return listing, new_subfolders
 
+    def claimed_path(self, host: str, claim_name: str) -> Path:
+        """Where a journaled file lies: under the host that claimed it, whatever today's host name is (a
+        container gets a new one at every restart)."""
+        return self.root / ".processing" / host / claim_name
+
     def claim_name(self, item_id: str, name: str) -> str:
         return f"{item_id}{CLAIM_SEPARATOR}{name}"
 
@@ -220,26 +291,21 @@ class Folders:
     # file moves, then both sides of the moves before the journal says `finished`.
 
     def move_in(self, claim_path: Path, dest_dir: Path, dest_name: str) -> None:
-        """Move a claimed file beside its sidecar; already gone means already moved (a repeat)."""
-        target = dest_dir / dest_name
-        if claim_path.exists() or claim_path.is_symlink():
-            if target.exists() or target.is_symlink():
-                raise ServiceError(f"{target} appeared while finishing; refusing to overwrite it.")
-            os.rename(claim_path, target)
+        """Move a claimed file beside its sidecar; already gone means already moved (a repeat). A file that
+        appeared at the name meanwhile is never replaced: `NameTaken`, and the file gets another name."""
+        if os.path.lexists(claim_path):
+            try:
+                rename_noreplace(claim_path, dest_dir / dest_name)
+            except FileExistsError:
+                raise NameTaken(errno.EEXIST, "taken by another file", str(dest_dir / dest_name)) from None
 
-    def free_name(
-        self, dest_dir: Path, name: str, sidecar_suffix: str, *, reserved: Collection[str] = ()
-    ) -> str:
-        """The first of `name`, `name (2)`, … whose file and sidecar are both free and not `reserved` (names
-        given to files not moved there yet)."""
+    def free_name(self, dest_dir: Path, name: str, *, reserved: Collection[str] = ()) -> str:
+        """The first of `name`, `name (2)`, … such that neither it nor its sidecar names exist in
+        `dest_dir` or are `reserved` (the names, sidecars included, given to files not moved there yet)."""
         number = 1
         while True:
             candidate = numbered(name, number)
-            taken = (
-                candidate in reserved
-                or (dest_dir / candidate).exists()
-                or (dest_dir / candidate).is_symlink()
-            )
-            if not taken and not (dest_dir / f"{candidate}{sidecar_suffix}").exists():
+            names = names_with_sidecars(candidate)
+            if not any(each in reserved or os.path.lexists(dest_dir / each) for each in names):
                 return candidate
             number += 1

@@ -6,6 +6,8 @@ Rules (PRODUCT §2 step 4, octopia.md "Replacement semantics"):
   one that stays attached;
 - of several ready files of one order only the oldest goes now, except that a PDF and an XML of
   the order travel together in one single-order request (both stay attached);
+- orders are told apart as a marketplace might (case-blind): `ABCD1234.pdf` and `abcd1234.pdf` never
+  travel in one request, the second waits for the first like a correction would;
 - every other file goes in a bulk batch with at most one file per order, within `max_files` and
   `max_bytes`; a bulk batch leaves when it is full, when its oldest file has waited
   `max_wait_seconds`, or at once when `flush` is set (`invoicesync once`).
@@ -45,7 +47,9 @@ def _pair(items: Sequence[PlanItem]) -> tuple[PlanItem, ...]:
     """The oldest file of an order, with its PDF/XML companion when one is ready too."""
     first = items[0]
     wanted = {"pdf": "xml", "xml": "pdf"}.get(first.ext)
-    companion = next((item for item in items[1:] if item.ext == wanted), None)
+    companion = next(
+        (item for item in items[1:] if item.ext == wanted and item.order_id == first.order_id), None
+    )
     return (first,) if companion is None else (first, companion)
 
 
@@ -63,17 +67,18 @@ def plan_batches(
     """`ready` is in claim order, oldest first. `flush` sends a partial batch now (`once`); `more_coming`
     (verdicts on other claimed files are awaited, and will wake the loop) holds it back for them instead,
     so files claimed together are sent together."""
+    in_flight = {order_id.casefold() for order_id in orders_in_flight}
     by_order: dict[str, list[PlanItem]] = {}
     for item in ready:
-        if item.order_id not in orders_in_flight:
-            by_order.setdefault(item.order_id, []).append(item)
+        if item.order_id.casefold() not in in_flight:
+            by_order.setdefault(item.order_id.casefold(), []).append(item)
 
     batches: list[PlannedBatch] = []
     singles: list[PlanItem] = []
-    for order_id, items in by_order.items():
+    for items in by_order.values():
         chosen = _pair(items)
         if len(chosen) > 1:
-            batches.append(PlannedBatch(Endpoint.ORDER_DOCUMENTS, chosen, order_id=order_id))
+            batches.append(PlannedBatch(Endpoint.ORDER_DOCUMENTS, chosen, order_id=chosen[0].order_id))
         else:
             singles.append(chosen[0])
 

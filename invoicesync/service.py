@@ -34,7 +34,7 @@ from invoicesync.marketplaces.octopia import OctopiaMarketplace
 from invoicesync.outbox import Folders, write_json_atomic
 from invoicesync.sandbox import Sandbox, SandboxOptions
 from invoicesync.systemd import Notifier
-from invoicesync.validate import Rules
+from invoicesync.validate import rules_for
 from invoicesync.watching import Watcher
 from invoicesync.worker import Worker
 
@@ -244,11 +244,7 @@ class Service:
         bundle_dir.mkdir(parents=True, exist_ok=True)
         marketplace = self.marketplace_for(box, self._sandbox)
         log = self.log.bind(outbox=box.name)
-        rules = (
-            Rules(max_bytes=box.files.max_bytes)
-            if box.files.order_labels is None
-            else Rules(max_bytes=box.files.max_bytes, order_labels=box.files.order_labels)
-        )
+        rules = rules_for(box.files.max_bytes, box.files.order_labels)
         wake = threading.Event()
         intake = Intake(
             outbox_name=box.name,

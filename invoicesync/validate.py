@@ -70,17 +70,29 @@ KIND_WORDS = {
 }
 
 
+ZIP_MAX_TOTAL_BYTES = 500_000_000  # what a dropped ZIP may unpack to, at most
+
+
 @dataclass(frozen=True, slots=True)
 class Rules:
     """Limits and labels of the content check; defaults match `files:` in config.example.yaml."""
 
-    max_bytes: int = 20_000_000  # PDF and XML; a dropped ZIP is capped by zip_max_total_bytes
+    max_bytes: int = 20_000_000  # any file, a dropped ZIP too; what a ZIP unpacks to: zip_max_total_bytes
     order_labels: tuple[str, ...] = DEFAULT_ORDER_LABELS
     pdf_pages_for_text: int = 3
     pdf_max_pages: int = 2000
     zip_max_entries: int = 200
-    zip_max_total_bytes: int = 500_000_000
+    zip_max_total_bytes: int = ZIP_MAX_TOTAL_BYTES
     zip_max_ratio: int = 100
+
+
+def rules_for(max_bytes: int, order_labels: tuple[str, ...] | None = None) -> Rules:
+    """An outbox's rules: what a dropped ZIP may unpack to is bounded by its `max_bytes` too (five times
+    it, at most 500 MB), so a small ZIP cannot fill the share."""
+    total = min(5 * max_bytes, ZIP_MAX_TOTAL_BYTES)
+    if order_labels is None:
+        return Rules(max_bytes=max_bytes, zip_max_total_bytes=total)
+    return Rules(max_bytes=max_bytes, order_labels=order_labels, zip_max_total_bytes=total)
 
 
 def kind_of(file_name: str) -> str | None:
@@ -147,7 +159,7 @@ def judge(file_name: str, order_id: str | None, stream: BinaryIO, size: int, rul
 
 
 def _judge(kind: str, order_id: str | None, stream: BinaryIO, size: int, rules: Rules) -> Verdict:
-    limit = rules.zip_max_total_bytes if kind == "zip" else rules.max_bytes
+    limit = rules.max_bytes
     if size > limit:
         return Verdict(kind=kind, error=_too_large(size, limit))
     if size <= 0:

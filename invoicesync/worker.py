@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,7 +25,8 @@ from invoicesync.health import Health
 from invoicesync.intake import UNPACK_PREFIX, Intake
 from invoicesync.journal import ItemRow, Journal
 from invoicesync.model import Stage
-from invoicesync.outbox import Folders, fsync_dir, write_json_files
+from invoicesync.outbox import Folders, NameTaken, fsync_dir, names_with_sidecars, write_json_files
+from invoicesync.report import SCHEMA as REPORT_SCHEMA
 from invoicesync.report import ReportFacts, build_report, outcome_of, sidecar_name
 from invoicesync.settle import Kind
 
@@ -77,6 +79,9 @@ class Worker:
         awaited = self.intake.awaited()
         self.delivery.plan(flush=flush, checking=awaited.until is not None, orders_checking=awaited.orders)
         batch_due = self.delivery.advance_batches()
+        if self.delivery.rechecks:  # files changed after their check: they are checked again
+            self.delivery.rechecks = False
+            self.intake.unchecked = True
         self._finish_all()
         self.tally.open = self.journal.count_open(self.name)
         return self._next_due(batch_due, awaited.until)
@@ -138,7 +143,10 @@ class Worker:
                     summary = [_entry_summary(entry) for entry in entries]
                     self._finish_together(self._with_destinations([fresh]), entries=summary)
                 with contextlib.suppress(OSError):
-                    (self.folders.processing / f"{UNPACK_PREFIX}{container.item_id}").rmdir()
+                    self.folders.claimed_path(container.host, f"{UNPACK_PREFIX}{container.item_id}").rmdir()
+
+    def _claimed(self, item: ItemRow) -> Path:
+        return self.folders.claimed_path(item.host, item.claim_name)
 
     def _destination(self, item: ItemRow) -> tuple[Path, str]:
         """The folder a decided file goes to, and its sidecar's suffix."""
@@ -148,24 +156,44 @@ class Worker:
 
     def _with_destinations(self, items: list[ItemRow]) -> list[ItemRow]:
         """Each file's name in sent/ or failed/, journaled (one commit) before any file moves there, so a
-        repeat after a crash uses the same name; no name is handed out twice."""
+        repeat after a crash uses the same name. A name is reserved with its sidecar names, against every
+        name the journal has handed out and not yet used, so no name is handed out twice. A journaled
+        name found taken by another file before ours moved there is given up for a new one."""
         reserved: dict[Path, set[str]] = {}
-        for item in items:
-            if item.dest_name is not None:
-                reserved.setdefault(self._destination(item)[0], set()).add(item.dest_name)
+        for dest_name, failed in self.journal.reserved_names(self.name):
+            dest_dir = self.folders.failed if failed else self.folders.sent
+            reserved.setdefault(dest_dir, set()).update(names_with_sidecars(dest_name))
         named = []
-        unnamed = any(item.dest_name is None for item in items)
-        with self.journal.transaction() if unnamed else contextlib.nullcontext():
+        renamed = [item for item in items if item.dest_name is None or self._taken(item)]
+        with self.journal.transaction() if renamed else contextlib.nullcontext():
             for item in items:
-                if item.dest_name is None:
-                    dest_dir, suffix = self._destination(item)
+                if item in renamed:
+                    dest_dir, _ = self._destination(item)
                     taken = reserved.setdefault(dest_dir, set())
-                    name = self.folders.free_name(dest_dir, item.file_name, suffix, reserved=taken)
-                    taken.add(name)
+                    name = self.folders.free_name(dest_dir, item.file_name, reserved=taken)
+                    taken.update(names_with_sidecars(name))
+                    if item.dest_name is not None:
+                        self.intake.log.warning(
+                            "destination_taken", item_id=item.item_id, dest=item.dest_name, new_dest=name
+                        )
                     self.journal.set_dest(item.item_id, name)
                     item = dataclasses.replace(item, dest_name=name)
                 named.append(item)
         return named
+
+    def _taken(self, item: ItemRow) -> bool:
+        """The journaled destination holds a file that is not this one, which has not moved there yet."""
+        if item.dest_name is None or not os.path.lexists(self._claimed(item)):
+            return False
+        dest_dir, _ = self._destination(item)
+        sidecar = dest_dir / sidecar_name(item.dest_name, item.file_error)
+        if os.path.lexists(dest_dir / item.dest_name):
+            return True
+        try:
+            existing = sidecar.read_bytes() if os.path.lexists(sidecar) else None
+        except OSError:
+            return True
+        return existing is not None and not _is_report_of(item, existing)
 
     def _finish_together(self, items: list[ItemRow], entries: list[dict[str, Any]] | None = None) -> None:
         """Every sidecar, one fsync per folder, every move, one fsync per folder, then `finished` for all in
@@ -173,7 +201,11 @@ class Worker:
         that cannot be finished (sent/ or failed/ refused) stays in .processing/, is reported, and is tried
         again next time without holding up the others."""
         reports = [self._report(item, entries) for item in items]
-        errors = write_json_files([(path, report) for path, report, _ in reports])
+        by_sidecar = {path: item for item, (path, _, _) in zip(items, reports, strict=True)}
+        errors = write_json_files(
+            [(path, report) for path, report, _ in reports],
+            ours=lambda path, existing: _is_report_of(by_sidecar[path], existing),
+        )
         placed: list[tuple[ItemRow, datetime]] = []
         for item, (_, _, finished_at), error in zip(items, reports, errors, strict=True):
             if error is None:
@@ -186,9 +218,15 @@ class Worker:
         touched: set[Path] = set()
         for item, finished_at in placed:
             dest_dir, _ = self._destination(item)
-            claim_path = self.folders.processing / item.claim_name
+            claim_path = self._claimed(item)
             try:
                 self.folders.move_in(claim_path, dest_dir, item.dest_name or item.file_name)
+            except NameTaken as exc:  # appeared since its sidecar was written: ours goes, a new name next
+                (dest_dir / sidecar_name(item.dest_name or item.file_name, item.file_error)).unlink(
+                    missing_ok=True
+                )
+                self._defer(exc)
+                continue
             except OSError as exc:
                 self._defer(exc)
                 continue
@@ -250,6 +288,20 @@ class Worker:
             code=None if error is None else error.code,
             dest=str(Path(self._destination(item)[0].name) / (item.dest_name or item.file_name)),
         )
+
+
+def _is_report_of(item: ItemRow, existing: bytes) -> bool:
+    """`existing` is this item's own report (written before a crash), not a file someone put there."""
+    try:
+        document = json.loads(existing)
+    except ValueError:
+        return False
+    return (
+        isinstance(document, dict)
+        and document.get("schema") == REPORT_SCHEMA
+        and document.get("file") == item.file_name
+        and document.get("received_at") == datetime.fromisoformat(item.received_at).isoformat()
+    )
 
 
 def _entry_summary(entry: ItemRow) -> dict[str, Any]:

@@ -18,7 +18,9 @@ import stamina
 import structlog
 
 from invoicesync.errors import OutboxBlocked, TransientError
-from invoicesync.marketplaces.http import Refused, json_body, retry_hook
+from invoicesync.logs import remember_secret
+from invoicesync.marketplaces.deadline import within
+from invoicesync.marketplaces.http import Refused, json_body, read_within, retry_hook
 
 log = structlog.get_logger(__name__)
 
@@ -93,7 +95,10 @@ class TokenAuth(httpx.Auth):
         try:
             for attempt in retrying:
                 with attempt:
-                    response = self._client.post(self._token_url, data=form, auth=httpx.Auth())
+                    deadline = self._clock() + TIMEOUT_SECONDS  # the whole exchange, however it trickles
+                    asked = self._client.stream("POST", self._token_url, data=form, auth=httpx.Auth())
+                    with within(TIMEOUT_SECONDS), asked as streamed:
+                        response = read_within(streamed, deadline=deadline, clock=self._clock)
                     if response.status_code == 429 or response.status_code >= 500:
                         raise Refused(response)
         except Refused as exc:
@@ -125,6 +130,7 @@ class TokenAuth(httpx.Auth):
                 f"({self._token_url}) if this persists."
             )
         expires_in = _seconds(body.get("expires_in") if isinstance(body, dict) else None)
+        remember_secret(token)
         self._token = token
         self._generation += 1
         self._renew_at = self._requested_at + expires_in - min(300.0, expires_in / 5)
@@ -136,6 +142,7 @@ class TokenAuth(httpx.Auth):
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
         else:
+            remember_secret(secret)
             return {"grant_type": "client_credentials", "client_id": self._client_id, "client_secret": secret}
         raise OutboxBlocked(
             f"Could not read the Octopia client secret ({reason}); files wait until it is fixed."

@@ -16,6 +16,8 @@ from typing import BinaryIO
 
 import httpx
 
+from invoicesync.logs import redact_text
+
 # Write timeouts are per chunk and httpx has no total deadline: callers bound whole operations themselves.
 DEFAULT_TIMEOUT = httpx.Timeout(10, connect=5, write=60, pool=5)
 DEFAULT_LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=2)
@@ -124,20 +126,31 @@ class DeadlineFile:
         return self._file.fileno()
 
 
+MAX_ANSWER_BYTES = 16 * 1024 * 1024  # no answer of a marketplace API is near this; a bigger one is a fault
+
+
 def read_within(
     response: httpx.Response,
     *,
     deadline: float,
     clock: Callable[[], float],
     on_read: Callable[[], None] = lambda: None,
+    max_bytes: int = MAX_ANSWER_BYTES,
 ) -> httpx.Response:
     """The body of a streamed answer, read whole unless `deadline` passes first (then `httpx.ReadTimeout`,
-    retried like any timeout). httpx bounds each read, not the whole: a server trickling its answer
-    would otherwise hold the outbox's loop for as long as it likes. `on_read` is called per chunk."""
+    retried like any timeout) or it grows past `max_bytes` decoded (then `httpx.ReadError`: an answer that
+    big is a fault, and is never held in memory). `on_read` is called per chunk."""
     chunks: list[bytes] = []
+    size = 0
     for chunk in response.iter_bytes():  # decoded (gzip and such) as it arrives
         on_read()
         chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            raise httpx.ReadError(
+                f"the answer is larger than {max_bytes // (1024 * 1024)} MiB; it was not read",
+                request=response.request,
+            )
         if clock() > deadline:
             raise httpx.ReadTimeout("the answer took longer than its deadline", request=response.request)
     if clock() > deadline:
@@ -153,7 +166,8 @@ def read_within(
 
 
 # Failures before a connection carried anything: repeating an upload after them cannot duplicate it.
-NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# LocalProtocolError: the request was refused by httpx itself (an illegal header), before a byte left.
+NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.LocalProtocolError)
 
 
 def retry_hook(
@@ -173,6 +187,6 @@ def retry_hook(
 
 
 def describe(exc: Exception) -> str:
-    """An httpx error as `Type: text` (the text names the network failure, never a header or body)."""
-    text = str(exc).strip()
+    """An httpx error as `Type: text`, secrets redacted (a refused header is quoted in its text)."""
+    text = redact_text(str(exc)).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -23,6 +23,7 @@ import stamina
 
 from invoicesync.errors import OutboxBlocked, RejectedError, TransientError, UnknownOutcome
 from invoicesync.marketplaces.auth import TokenAuth
+from invoicesync.marketplaces.deadline import deadline_transport, within
 from invoicesync.marketplaces.http import (
     DEFAULT_LIMITS,
     DEFAULT_TIMEOUT,
@@ -188,7 +189,7 @@ class OctopiaMarketplace:
             timeout=timeout or DEFAULT_TIMEOUT,
             limits=DEFAULT_LIMITS,
             headers={"SellerId": seller_id, "Accept": "application/json"},
-            transport=transport,
+            transport=transport or deadline_transport(DEFAULT_LIMITS),
         )
         self.auth = TokenAuth(
             token_url=token_url,
@@ -259,7 +260,13 @@ class OctopiaMarketplace:
                     for _, (_, file, _) in files:
                         file.seek(0)
                     try:
-                        response = self._client.post(url, files=files, auth=self.auth)
+                        with (
+                            within(max(0.0, deadline - self._clock())),
+                            self._client.stream("POST", url, files=files, auth=self.auth) as streamed,
+                        ):
+                            response = read_within(
+                                streamed, deadline=deadline, clock=self._clock, on_read=self._progress
+                            )
                     except NOTHING_SENT:
                         raise
                     except httpx.UnsupportedProtocol as exc:
@@ -393,8 +400,9 @@ class OctopiaMarketplace:
             for attempt in retrying:
                 with attempt:
                     self._progress()
-                    deadline = self._clock() + min(self._deadline_seconds, GET_DEADLINE_SECONDS)
-                    with self._client.stream("GET", url, auth=self.auth) as streamed:
+                    seconds = min(self._deadline_seconds, GET_DEADLINE_SECONDS)
+                    deadline = self._clock() + seconds
+                    with within(seconds), self._client.stream("GET", url, auth=self.auth) as streamed:
                         response = read_within(
                             streamed, deadline=deadline, clock=self._clock, on_read=self._progress
                         )
