@@ -29,6 +29,7 @@ from invoicesync.errors import InvoicesyncError, ServiceError
 from invoicesync.health import Health
 from invoicesync.intake import Intake
 from invoicesync.journal import Journal
+from invoicesync.marketplaces.deadline import abort_all, resume_all
 from invoicesync.marketplaces import Marketplace
 from invoicesync.marketplaces.octopia import OctopiaMarketplace
 from invoicesync.outbox import Folders, write_json_atomic
@@ -166,7 +167,10 @@ class Service:
     # -- control from signal handlers --------------------------------------------------------
 
     def request_stop(self) -> None:
+        """SIGTERM: stop at a safe point; a request in progress is cut short (within a second), its outcome
+        left to the journal's protocol (an upload whose answer is lost is looked up at the next start)."""
         self._stop.set()
+        abort_all()
         for loop in self._loops:
             loop.wake.set()
 
@@ -177,6 +181,7 @@ class Service:
 
     def run(self, reload_config: Callable[[], Config] | None = None) -> dict[str, int]:
         """Run until stopped (or, with `once`, until idle). Returns the tally of finished files."""
+        resume_all()  # requests cut short by an earlier stop in this process may run again
         lock = acquire_lock(self.config.state_dir)
         try:
             self._start()

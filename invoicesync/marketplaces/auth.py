@@ -47,7 +47,9 @@ class TokenAuth(httpx.Auth):
         read_secret: Callable[[], str],
         client: httpx.Client,
         clock: Callable[[], float] = time.monotonic,
+        deadline_seconds: float = TIMEOUT_SECONDS,
     ) -> None:
+        self._deadline_seconds = min(deadline_seconds, TIMEOUT_SECONDS)  # every try together
         self._token_url = token_url
         self._client_id = client_id
         self._read_secret = read_secret
@@ -90,14 +92,14 @@ class TokenAuth(httpx.Auth):
         retrying = stamina.retry_context(  # a token request is safe to repeat: 5xx, 429, network
             on=retry_hook(cap_seconds=RETRY_AFTER_CAP_SECONDS, errors=(httpx.TransportError,)),
             attempts=ATTEMPTS,
-            timeout=TIMEOUT_SECONDS,
+            timeout=self._deadline_seconds,
         )
+        deadline = self._clock() + self._deadline_seconds  # the whole exchange, however it trickles
         try:
             for attempt in retrying:
                 with attempt:
-                    deadline = self._clock() + TIMEOUT_SECONDS  # the whole exchange, however it trickles
                     asked = self._client.stream("POST", self._token_url, data=form, auth=httpx.Auth())
-                    with within(TIMEOUT_SECONDS), asked as streamed:
+                    with within(max(0.0, deadline - self._clock())), asked as streamed:
                         response = read_within(streamed, deadline=deadline, clock=self._clock)
                     if response.status_code == 429 or response.status_code >= 500:
                         raise Refused(response)

@@ -41,6 +41,11 @@ def abort_all() -> None:
     _stopping.set()
 
 
+def resume_all() -> None:
+    """A new start in the same process (tests, a service run again): exchanges may run again."""
+    _stopping.clear()
+
+
 def _read_in_slices(timeout: float | None, read: Callable[[float], bytes]) -> bytes:
     """A blocking socket `read` in slices until it returns, its own `timeout` passes, the deadline passes or
     the process stops (then httpcore.ReadTimeout, which httpx turns into its own)."""

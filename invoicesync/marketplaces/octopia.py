@@ -197,6 +197,7 @@ class OctopiaMarketplace:
             read_secret=read_secret,
             client=self._client,
             clock=clock,
+            deadline_seconds=request_deadline_seconds,
         )
 
     # --- upload -----------------------------------------------------------------------------------
