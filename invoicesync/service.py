@@ -29,8 +29,8 @@ from invoicesync.errors import InvoicesyncError, ServiceError
 from invoicesync.health import Health
 from invoicesync.intake import Intake
 from invoicesync.journal import Journal
-from invoicesync.marketplaces.deadline import abort_all, resume_all
 from invoicesync.marketplaces import Marketplace
+from invoicesync.marketplaces.deadline import abort_all, resume_all
 from invoicesync.marketplaces.octopia import OctopiaMarketplace
 from invoicesync.outbox import Folders, write_json_atomic
 from invoicesync.sandbox import Sandbox, SandboxOptions
