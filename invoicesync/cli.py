@@ -80,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--drop-after-accept-rate", type=float, help="share of uploads accepted, then dropped"
     )
+    sandbox.add_argument(
+        "--list-delay-seconds", type=float, help="a new import is listed only this long after it began"
+    )
     sandbox.add_argument("--token-ttl-seconds", type=int)
     sandbox.add_argument("--refuse-tokens", action="store_true", help="refuse every token request")
     sandbox.add_argument("--seed", type=int, help="seed the fault draws, so a run can be repeated")

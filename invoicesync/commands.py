@@ -301,6 +301,7 @@ def sandbox(args: argparse.Namespace, config: Config | None) -> int:
         "slow_rate",
         "slow_seconds",
         "drop_after_accept_rate",
+        "list_delay_seconds",
         "token_ttl_seconds",
         "seed",
     ):

@@ -346,6 +346,7 @@ class FaultSettings(_Settings):
     slow_rate: Rate = 0.0
     slow_seconds: Seconds = 2.0
     drop_after_accept_rate: Rate = 0.0
+    list_delay_seconds: Seconds = 0.0  # a new import shows in the list only after this (a slow marketplace)
     token_ttl_seconds: Annotated[int, _whole_number(1)] = 7200
     refuse_tokens: bool = False
     seed: int | None = None  # the same seed draws the same faults: a rehearsal can be repeated

@@ -59,7 +59,8 @@ from invoicesync.staging import NotRegular, discard, stage, stage_dir
 
 DISAPPEARED = ": it disappeared from .processing/ before it was sent (taken by an antivirus, or a person)"
 KEPT_CHANGING = ": it kept changing after it was checked (a program is still writing it)"
-LOST_GRACE_SECONDS = 10.0  # an unanswered upload is re-sent only once it is this old and not listed
+LOST_GRACE_SECONDS = 30.0  # an unanswered upload is re-sent only when not listed this long after it was lost
+MIN_EMPTY_LOOKS = 2  # ... in at least this many searches of the import list
 RETRY_MAX_SECONDS = 300.0  # the longest Retry-After honoured
 MAX_CHANGED_CHECKS = 5  # a file found changed after its check is checked again this often, then fails
 PAUSED_RETRY_MAX_SECONDS = 30.0  # a blocked outbox tries again at least this often: fixed credentials
@@ -278,6 +279,7 @@ class Delivery:
         except UnknownOutcome as exc:
             self._note_error(str(exc))
             self.log.warning("upload_answer_lost", batch_id=row.batch_id, bundle=row.bundle_name)
+            self.journal.batch_lost(row.batch_id, lost_at=self.wall(), empty_looks=0)
             self.journal.batch_wait(row.batch_id, state="uploading", next_attempt_at=self.wall() + 1.0)
             return
         except RejectedError as exc:
@@ -306,21 +308,31 @@ class Delivery:
             self._consider(fresh, submission.snapshot)
 
     def _reconcile(self, row: BatchRow) -> None:
-        """An upload with no answer: adopt the import if the marketplace has it, re-send if surely not."""
+        """An upload with no answer: adopt the import if the marketplace has it, re-send only if surely not:
+        absent from at least MIN_EMPTY_LOOKS searches of its import list, the last one at least
+        `lost_grace_seconds` after the answer was given up on (a marketplace may read a body at once and
+        list its import much later; the upload's own start says nothing of that)."""
         sent_at = row.sent_at or row.created_at
+        lost_at = row.lost_at if row.lost_at is not None else self.wall()  # a crash mid-upload: from now
         found = self.marketplace.find_lost(
             self._batch(row), sent_after=datetime.fromtimestamp(sent_at).astimezone()
         )
+        now = self.wall()
         if found is not None:
             self.log.info("lost_upload_found", batch_id=row.batch_id, import_id=found.import_id)
+            self.journal.batch_lost(row.batch_id, lost_at=None, empty_looks=0)
             self._submitted(row, found)
-        elif self.wall() - sent_at >= self.limits.lost_grace_seconds:
-            self.log.info("lost_upload_absent", batch_id=row.batch_id)
-            self.journal.batch_wait(row.batch_id, state="planned", next_attempt_at=self.wall())
-        else:
-            self.journal.batch_wait(
-                row.batch_id, state="uploading", next_attempt_at=sent_at + self.limits.lost_grace_seconds
-            )
+            return
+        looks = row.empty_looks + 1
+        grace_over = now - lost_at >= self.limits.lost_grace_seconds
+        if looks >= MIN_EMPTY_LOOKS and grace_over:
+            self.log.info("lost_upload_absent", batch_id=row.batch_id, looks=looks)
+            self.journal.batch_lost(row.batch_id, lost_at=None, empty_looks=0)
+            self.journal.batch_wait(row.batch_id, state="planned", next_attempt_at=now)
+            return
+        self.journal.batch_lost(row.batch_id, lost_at=lost_at, empty_looks=looks)
+        next_look = max(lost_at + self.limits.lost_grace_seconds, now + self.limits.lost_grace_seconds / 2)
+        self.journal.batch_wait(row.batch_id, state="uploading", next_attempt_at=next_look)
 
     def _poll(self, row: BatchRow) -> None:
         assert row.import_id is not None  # submitted batches always carry one
@@ -367,6 +379,7 @@ class Delivery:
                 self.log.warning(
                     "import_unknown_to_marketplace", batch_id=row.batch_id, import_id=flight.import_id
                 )
+                self.journal.batch_lost(row.batch_id, lost_at=self.wall(), empty_looks=0)
                 self.journal.batch_wait(row.batch_id, state="uploading", next_attempt_at=self.wall())
             case Finished(outcomes=outcomes) | GiveUp(outcomes=outcomes):
                 results = _entries_by_item(flight, snapshot)

@@ -41,7 +41,7 @@ from typing import Any
 
 from invoicesync.model import FileError, ItemOutcome, Stage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: batches.lost_at, batches.empty_looks
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -86,7 +86,9 @@ CREATE TABLE IF NOT EXISTS batches (
     next_attempt_at REAL NOT NULL DEFAULT 0,
     poll_attempt    INTEGER NOT NULL DEFAULT 0,
     raw             TEXT,
-    created_at      REAL NOT NULL
+    created_at      REAL NOT NULL,
+    lost_at         REAL,
+    empty_looks     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS batches_open ON batches (outbox, state) WHERE state != 'done';
 """
@@ -141,6 +143,8 @@ class BatchRow:
     poll_attempt: int
     raw: str | None
     created_at: float
+    lost_at: float | None  # when the answer to its upload was given up on (None: not lost)
+    empty_looks: int  # import lists searched in vain since then
 
 
 def _error_json(error: FileError | None) -> str | None:
@@ -176,6 +180,10 @@ class Journal:
                 f"the journal {path} was written by a newer invoicesync (schema {version})"
             )
         self._db.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(batches)")}
+        for column, kind in (("lost_at", "REAL"), ("empty_looks", "INTEGER NOT NULL DEFAULT 0")):
+            if column not in columns:  # a journal of schema 1
+                self._db.execute(f"ALTER TABLE batches ADD COLUMN {column} {kind}")
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -407,6 +415,15 @@ class Journal:
                 (import_id, json.dumps(raw, ensure_ascii=False), submitted_at, submitted_at, batch_id),
             )
             db.execute("UPDATE items SET import_id = ? WHERE batch_id = ?", (import_id, batch_id))
+
+    def batch_lost(self, batch_id: str, *, lost_at: float | None, empty_looks: int) -> None:
+        """The answer to the upload was given up on at `lost_at` (None: found, or about to be re-sent), and
+        the marketplace's import list was searched `empty_looks` times in vain since then."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE batches SET lost_at = ?, empty_looks = ? WHERE batch_id = ?",
+                (lost_at, empty_looks, batch_id),
+            )
 
     def batch_wait(self, batch_id: str, *, state: str, next_attempt_at: float) -> None:
         """Back to `planned` (try again) or stay `uploading` (look the upload up) at a later time."""

@@ -92,6 +92,7 @@ def sandbox_options(config: Config) -> SandboxOptions:
         slow_rate=faults.slow_rate,
         slow_seconds=faults.slow_seconds,
         drop_after_accept_rate=faults.drop_after_accept_rate,
+        list_delay_seconds=faults.list_delay_seconds,
         refuse_tokens=faults.refuse_tokens,
         seed=faults.seed,
     )

@@ -60,6 +60,7 @@ class SandboxOptions:
     slow_rate: float = 0.0  # share of answers delayed by slow_seconds
     slow_seconds: float = 2.0
     drop_after_accept_rate: float = 0.0  # share of accepted uploads: import created, then no answer at all
+    list_delay_seconds: float = 0.0  # an import is known (listed, found by id) only this long after it began
     refuse_tokens: bool = False  # token endpoint answers 401 to everyone
     max_files_per_request: int = 1000  # more (ZIP entries counted one by one) -> 400 with errors.files
     seed: int | None = None  # for reproducible fault draws

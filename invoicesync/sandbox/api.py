@@ -133,13 +133,13 @@ def handle(state: SandboxState, request: Request) -> Response:
     elif name == ROUTE_LIST:
         answer = _list(state, request)
     elif name == ROUTE_GET:
-        found = state.store.get(parameter or "")
+        found = state.store.get(parameter or "", hidden_seconds=state.options.list_delay_seconds)
         answer = json_response(200, found) if found else problem(404, "Unknown import.", request.path)
     else:
         answer = _upload(state, request, parameter if name == ROUTE_ORDER else None)
         if plan.drop and answer.status == 201:
             state.count_fault(DROP_AFTER_ACCEPT)
-            return Response(0, drop=True)
+            return Response(0, drop=True, delay_seconds=delay)  # a slow drop: given up on late
     return Response(answer.status, answer.body, answer.content_type, answer.headers, delay_seconds=delay)
 
 
@@ -232,7 +232,8 @@ def _list(state: SandboxState, request: Request) -> Response:
         except ValueError:
             message = "The cursor is not valid: pass back the one the previous page gave."
             return problem(400, message, request.path, errors={"cursor": [message]})
-    items, next_before = state.store.page(page_size=page_size, before=before)
+    hidden = state.options.list_delay_seconds
+    items, next_before = state.store.page(page_size=page_size, before=before, hidden_seconds=hidden)
     body: dict[str, Any] = {"itemsPerPage": page_size, "items": items}
     if next_before is None:
         return json_response(200, body)

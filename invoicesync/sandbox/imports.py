@@ -142,20 +142,25 @@ class ImportStore:
                 )
             return created.view(started, just_created=True)
 
-    def get(self, import_id: str) -> dict[str, Any] | None:
+    def get(self, import_id: str, *, hidden_seconds: float = 0.0) -> dict[str, Any] | None:
+        """An import as GET answers it; None when unknown, or younger than `hidden_seconds`."""
         with self._lock:
             now = self._clock()
             self._advance(now)
             found = self._by_id.get(import_id)
-            return found.view(now) if found else None
+            return found.view(now) if found and now >= found.started + hidden_seconds else None
 
-    def page(self, *, page_size: int, before: int | None) -> tuple[list[dict[str, Any]], int | None]:
-        """Newest first, those older than the `before` position; the position to go on from, or None."""
+    def page(
+        self, *, page_size: int, before: int | None, hidden_seconds: float = 0.0
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Newest first, those older than the `before` position; the position to go on from, or None.
+        Imports younger than `hidden_seconds` are not listed yet (a marketplace slow to index them)."""
         with self._lock:
             now = self._clock()
             self._advance(now)
-            end = len(self._imports) if before is None else min(before, len(self._imports))
-            chosen = self._imports[max(0, end - page_size) : end][::-1]
+            known = [item for item in self._imports if now >= item.started + hidden_seconds]
+            end = len(known) if before is None else min(before, len(known))
+            chosen = known[max(0, end - page_size) : end][::-1]
             next_before = chosen[-1].sequence if chosen and chosen[-1].sequence > 0 else None
             return [item.view(now) for item in chosen], next_before
 

@@ -107,6 +107,8 @@ class _Handler(BaseHTTPRequestHandler):
         unread = not body.done
         if answer.drop:
             body.drain(limit=DRAIN_LIMIT)
+            if answer.delay_seconds:
+                state.stopping.wait(answer.delay_seconds)
             self.close_connection = True
             return
         if unread:

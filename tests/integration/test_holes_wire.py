@@ -7,11 +7,20 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
+from invoicesync.config import load_config
 from invoicesync.errors import TransientError
 from invoicesync.marketplaces.octopia import OctopiaMarketplace
+from invoicesync.sandbox import Sandbox, SandboxOptions
+from invoicesync.service import Service
+from tests.badfiles import sample_pdf
+from tests.conftest import wait_for
+from tests.harness import drop, files_in, write_config
 
 Serve = Callable[[socket.socket], None]
 
@@ -120,3 +129,48 @@ def _token(connection: socket.socket) -> None:
     body = b'{"access_token": "tok-123456", "expires_in": 3600}'
     head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
     connection.sendall(head.encode() + body)
+
+
+def test_an_upload_listed_late_after_a_late_lost_answer_is_found_not_sent_again(tmp_path: Path) -> None:
+    """Item 17: the marketplace reads the body at once, answers nothing for 2 s (then drops the
+    connection) and lists the import only 4 s after it began. The grace (3 s here) counts from when the
+    answer was given up on, with two empty looks at least: the import is found, never sent twice."""
+    options = SandboxOptions(
+        processing_seconds=0.1,
+        client_id="test-client",
+        client_secret="s3cret-value-for-tests",
+        seller_id="98979",
+        drop_after_accept_rate=1.0,  # every upload: created, then no answer
+        slow_rate=1.0,
+        slow_seconds=2.0,
+        list_delay_seconds=4.0,
+    )
+    with Sandbox.start(options) as sandbox:
+        config = load_config(
+            write_config(
+                tmp_path,
+                outbox_overrides={"octopia": {"base_url": sandbox.base_url, "token_url": sandbox.token_url}},
+            )
+        )
+        service = Service(config, once=True)
+        loop = service._build(config.outboxes[0])
+        worker = loop.worker
+        worker.delivery.limits = replace(worker.delivery.limits, lost_grace_seconds=3.0)
+        root = tmp_path / "shop"
+        drop(root, "LATE0001.pdf", sample_pdf("LATE0001"))
+        try:
+            with capture_logs() as events:
+
+                def delivered() -> bool:
+                    worker.tick(flush=True)
+                    return files_in(root, "sent") == ["LATE0001.pdf"]
+
+                wait_for(delivered, timeout_seconds=60, what="found in the list and finished")
+        finally:
+            loop.watcher.stop()
+            loop.marketplace.close()
+            loop.journal.close()
+        received = sandbox.received()
+    names = [event["event"] for event in events]
+    assert "lost_upload_found" in names and "lost_upload_absent" not in names
+    assert [row["fileName"] for row in received] == ["LATE0001.pdf"]  # one import, one upload
