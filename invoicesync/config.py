@@ -400,6 +400,21 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _unquoted(text: str) -> str:
+    """PyYAML quotes the text it stumbled on, which may be a secret (`client_secret: !Abc…` reads as a
+    tag): every quoted part is left out."""
+    return re.sub(r"'[^']*'", "…", text)
+
+
+def _yaml_problem(problem: str | None) -> str:
+    """PyYAML's problem in words that never quote the value, with the fix for the usual cause."""
+    text = problem or "invalid YAML"
+    for word, sign in (("tag", "!"), ("alias", "*"), ("anchor", "&")):
+        if word in text:
+            return f"a value starts with '{sign}', which YAML reads as {word}: put the value in quotes"
+    return _unquoted(text)
+
+
 def _parse_yaml(text: str) -> Any:
     loader = _UniqueKeyLoader(text)
     try:
@@ -407,10 +422,10 @@ def _parse_yaml(text: str) -> Any:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        context = f" ({error.context})" if error.context else ""
-        raise _Problems([f"{where}{error.problem or 'invalid YAML'}{context}"]) from None
+        context = f" ({_unquoted(error.context)})" if error.context else ""
+        raise _Problems([f"{where}{_yaml_problem(error.problem)}{context}"]) from None
     except yaml.YAMLError as error:  # no position: e.g. a stray NUL byte
-        raise _Problems([f"invalid YAML: {error}"]) from None
+        raise _Problems([f"invalid YAML: {_unquoted(str(error))}"]) from None
     finally:
         loader.dispose()
     if loader.duplicates:
