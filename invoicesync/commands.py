@@ -23,6 +23,7 @@ from invoicesync import archive
 from invoicesync.config import SANDBOX, Config
 from invoicesync.errors import InvoicesyncError, ServiceError
 from invoicesync.examine import examine
+from invoicesync.journal import journal_problem, orphans_problem
 from invoicesync.model import FileError
 from invoicesync.naming import DEFAULT_ORDER_PATTERN, is_ignored
 from invoicesync.outbox import Folders
@@ -43,8 +44,15 @@ def check(config: Config, *, online: bool) -> int:
     except Exception as exc:
         problems.append(f"UBL schemas: {exc}")
     state_dir = config.state_dir
-    if state_dir.exists() and not os.access(state_dir, os.W_OK):
+    if state_dir.exists() and not state_dir.is_dir():
+        problems.append(f"state_dir {state_dir} is not a folder")
+    elif state_dir.exists() and not os.access(state_dir, os.W_OK):
         problems.append(f"state_dir {state_dir} is not writable")
+    journal_path = state_dir / JOURNAL_NAME
+    processing = [box.root / ".processing" for box in config.outboxes]
+    trouble = journal_problem(journal_path) or orphans_problem(journal_path, processing)
+    if trouble is not None:
+        problems.append(trouble)
     for box in config.outboxes:
         folders = Folders(box.root, "check")
         if not box.root.exists():
@@ -111,6 +119,10 @@ def status(config: Config, *, as_json: bool) -> int:
     if not running:
         live = {}  # what a stopped daemon last said is not the state of things now
     midnight = datetime.combine(datetime.now().date(), day_time()).astimezone()
+    damaged = journal_problem(journal_path)
+    if damaged is not None:
+        print(damaged, file=sys.stderr)
+        return EXIT_FAILED
     rows: list[dict[str, Any]] = []
     db = sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True) if journal_path.exists() else None
     try:

@@ -29,6 +29,7 @@ how many finished files the journal remembers.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sqlite3
@@ -159,6 +160,53 @@ def _error_json(error: FileError | None) -> str | None:
             "marketplace_code": error.marketplace_code,
         },
         ensure_ascii=False,
+    )
+
+
+def journal_problem(path: Path) -> str | None:
+    """Why the journal at `path` cannot be trusted (not a database, damaged pages), in the sentence the
+    operator reads next; None when it is sound or not there yet. `PRAGMA quick_check` reads every page,
+    so damage is found at start-up, before a file is claimed that the journal could not record."""
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = db.execute("PRAGMA quick_check").fetchall()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        found = str(exc)
+    else:
+        found = "; ".join(str(row[0]) for row in rows[:3])
+        if found == "ok":
+            return None
+    return (
+        f"The journal {path} is damaged ({found}). Stop: nothing will be claimed or sent with it. Move it "
+        f"aside (e.g. `mv {path} {path}.damaged`), check each file in the outboxes' .processing/ folders "
+        "against the marketplace's back office (it may have been sent), move the ones not sent back to "
+        "outbox/, then start again."
+    )
+
+
+def orphans_problem(path: Path, processing_dirs: Iterable[Path]) -> str | None:
+    """A journal that is gone while files are in flight: they may have been sent, and a new journal would
+    send them again. The sentence the operator reads next, or None."""
+    if path.exists():
+        return None
+    held = []
+    for folder in processing_dirs:
+        with contextlib.suppress(OSError):
+            count = sum(1 for entry in folder.rglob("*") if entry.is_file() and entry.name[:1] != ".")
+            if count:
+                held.append(f"{folder} ({count} file{'s' if count != 1 else ''})")
+    if not held:
+        return None
+    return (
+        f"The journal {path} is missing, but files are in flight in {', '.join(held)}: they may already "
+        "have been sent, and starting with a new journal could send them twice. Check them in the "
+        "marketplace's back office, move the ones not delivered back to outbox/ and the others out of "
+        ".processing/, then start again (or put the journal back if it was moved)."
     )
 
 

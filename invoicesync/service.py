@@ -28,7 +28,7 @@ from invoicesync.delivery import LOST_GRACE_SECONDS, Delivery, Limits
 from invoicesync.errors import InvoicesyncError, ServiceError
 from invoicesync.health import Health
 from invoicesync.intake import Intake
-from invoicesync.journal import Journal
+from invoicesync.journal import Journal, journal_problem, orphans_problem
 from invoicesync.marketplaces import Marketplace
 from invoicesync.marketplaces.deadline import abort_all, resume_all
 from invoicesync.marketplaces.octopia import OctopiaMarketplace
@@ -185,6 +185,7 @@ class Service:
         resume_all()  # requests cut short by an earlier stop in this process may run again
         lock = acquire_lock(self.config.state_dir)
         try:
+            self._trust_journal()
             self._start()
             self.notifier.ready()
             self.log.info("service_ready", outboxes=len(self._loops), once=self.once)
@@ -194,6 +195,15 @@ class Service:
             self._shutdown()
             lock.close()
         return self._final_tally
+
+    def _trust_journal(self) -> None:
+        """Before anything is claimed: a damaged journal, or one gone while files are in flight, stops
+        the start with what to do (either would send files again)."""
+        path = self.config.state_dir / JOURNAL_NAME
+        processing = [box.root / ".processing" for box in self.config.outboxes]
+        problem = journal_problem(path) or orphans_problem(path, processing)
+        if problem is not None:
+            raise ServiceError(problem)
 
     def tally(self) -> dict[str, int]:
         sent = sum(loop.worker.tally.sent for loop in self._loops)
