@@ -151,11 +151,11 @@ class Intake:
     def adopt(self) -> int:
         """Files in .processing/<host>/ that the journal does not know: claimed, then a crash."""
         claims = []
-        for claim_name in self.folders.claimed():
+        for host, claim_name in self.folders.claimed():
             item_id, separator, name = claim_name.partition(CLAIM_SEPARATOR)
             if not separator or self.journal.knows(item_id):
                 continue
-            claims.append(self._claim_row(item_id, name, claim_name))
+            claims.append(self._claim_row(item_id, name, claim_name, host=host))
         if claims:
             self.journal.record_claims(claims)
             self.unchecked = True

@@ -281,10 +281,18 @@ class Folders:
             raise
         return target
 
-    def claimed(self) -> list[str]:
-        """Names in .processing/<host>/ (for adoption of files the journal does not know)."""
-        with os.scandir(self.processing) as entries:
-            return sorted(entry.name for entry in entries if not entry.name.startswith("."))
+    def claimed(self) -> list[tuple[str, str]]:
+        """(host, name) of the files in .processing/<host>/, under every host name (a container gets a new
+        one at each restart), for adoption of files the journal does not know. The root lock makes them
+        all this daemon's."""
+        found = []
+        with os.scandir(self.root / ".processing") as hosts:
+            for host in hosts:
+                if host.name.startswith(".") or not host.is_dir(follow_symlinks=False):
+                    continue
+                with os.scandir(host.path) as entries:
+                    found += [(host.name, entry.name) for entry in entries if not entry.name.startswith(".")]
+        return sorted(found)
 
     # Finishing is sidecars first (`write_json_files`), then the moves; repeating either after a crash at
     # any point is safe. The caller fsyncs the folders once per group of files: the sidecars' before any

@@ -33,6 +33,7 @@ from invoicesync.marketplaces import Marketplace
 from invoicesync.marketplaces.deadline import abort_all, resume_all
 from invoicesync.marketplaces.octopia import OctopiaMarketplace
 from invoicesync.outbox import Folders, write_json_atomic
+from invoicesync.rootlock import RootLock, acquire_root
 from invoicesync.sandbox import Sandbox, SandboxOptions
 from invoicesync.systemd import Notifier
 from invoicesync.validate import rules_for
@@ -155,6 +156,7 @@ class Service:
         self.log = structlog.get_logger("invoicesync")
         self.host = socket.gethostname() or "localhost"
         self._stop = threading.Event()
+        self._root_locks: dict[Path, RootLock] = {}
         self._reload = threading.Event()
         self._round_done = threading.Event()  # set by the loop threads only, never by a signal handler
         self._loops: list[Loop] = []
@@ -185,6 +187,9 @@ class Service:
         resume_all()  # requests cut short by an earlier stop in this process may run again
         lock = acquire_lock(self.config.state_dir)
         try:
+            for box in self.config.outboxes:  # another daemon on a root is the first thing to know
+                if box.root.is_dir():
+                    self._lock_root(box.root)
             self._trust_journal()
             self._start()
             self.notifier.ready()
@@ -193,8 +198,29 @@ class Service:
         finally:
             self.notifier.stopping()
             self._shutdown()
+            for root_lock in self._root_locks.values():
+                root_lock.release()
+            self._root_locks.clear()
             lock.close()
         return self._final_tally
+
+    def _lock_root(self, root: Path) -> None:
+        """`root` locked for this daemon before anything in it is touched (see `rootlock`)."""
+        if root in self._root_locks:
+            return
+        lock = acquire_root(root, host=self.host, state_dir=self.config.state_dir)
+        if lock.taken_over is not None:
+            self.log.warning(
+                "root_lock_taken_over",
+                root=str(root),
+                **{f"stale_{key}": value for key, value in lock.taken_over.items()},
+            )
+        self._root_locks[root] = lock
+
+    def _unlock_unused_roots(self) -> None:
+        wanted = {box.root for box in self.config.outboxes}
+        for root in [root for root in self._root_locks if root not in wanted]:
+            self._root_locks.pop(root).release()
 
     def _trust_journal(self) -> None:
         """Before anything is claimed: a damaged journal, or one gone while files are in flight, stops
@@ -254,6 +280,7 @@ class Service:
             if folders.prepare():
                 self.log.info("outbox_root_created", outbox=box.name, root=str(box.root))
             self._mounts[box.root] = folders.mount
+        self._lock_root(box.root)
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         journal = Journal(self.config.state_dir / JOURNAL_NAME)
         bundle_dir = self.config.state_dir / "bundles"
@@ -354,6 +381,8 @@ class Service:
             if interval is not None and self._healthy():
                 self.notifier.watchdog()
             self._write_status()
+            for root_lock in self._root_locks.values():
+                root_lock.refresh()
             if self.on_progress is not None:
                 self.on_progress(self.tally())
             pause = 0.2 if self.once or self.on_progress is not None else SUPERVISE_SECONDS
@@ -386,6 +415,7 @@ class Service:
             self.config = previous
             self._loops = []
             self._start()
+        self._unlock_unused_roots()
         self.notifier.ready()
         self.log.info("service_reloaded", outboxes=len(self._loops))
 
