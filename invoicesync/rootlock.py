@@ -1,7 +1,7 @@
 """rootlock (shell): one daemon per outbox root, whatever its state directory or host.
 
 Two daemons on one root would adopt each other's files in `.processing/` and send them twice. Each root
-holds `<root>/.processing/.invoicesync.lock`: an exclusive flock for as long as the daemon runs, and
+holds `<root>/.invoicesync.lock` (beside the four folders, hidden): an exclusive flock for as long as the daemon runs, and
 inside it who holds it (host, pid, state_dir) and when it last said so. flock is not reliable on every
 share (NFS and SMB may grant it to two hosts), so the content counts too: a lock refreshed by another
 holder within `STALE_SECONDS` is respected even when flock was granted; one not refreshed for that long
@@ -58,10 +58,8 @@ class RootLock:
 def acquire_root(root: Path, *, host: str, state_dir: Path, now: float | None = None) -> RootLock:
     """The lock of `root` for this daemon, or ServiceError naming the daemon that holds it."""
     now = time.time() if now is None else now
-    folder = root / ".processing"
     try:
-        folder.mkdir(exist_ok=True)
-        handle = open(folder / LOCK_NAME, "a+")  # noqa: SIM115  # held open for the daemon's life
+        handle = open(root / LOCK_NAME, "a+")  # noqa: SIM115  # held open for the daemon's life
     except OSError as exc:
         raise ServiceError(f"The outbox root {root} cannot be locked ({exc.strerror or exc}).") from None
     me = {"host": host, "pid": os.getpid(), "state_dir": str(state_dir)}
