@@ -148,6 +148,9 @@ def status(config: Config, *, as_json: bool) -> int:
             print(f"  STOPPED: {row['problem']}")
         if row["last_error"]:
             print(f"  last error: {row['last_error']}")
+        for former, count in row["former_roots"].items():
+            files = "1 file" if count == 1 else f"{count} files"
+            print(f"  NOTE: {files} in flight under the former root {former}: finished there (root changed)")
     return EXIT_OK
 
 
@@ -166,7 +169,9 @@ def _outbox_status(
         waiting = 0
     in_flight = sent = failed = 0
     since: str | None = None
+    former_roots: dict[str, int] = {}
     if db is not None:
+        former_roots = _former_roots(db, name, root)
         in_flight = db.execute(
             "SELECT COUNT(*) FROM items WHERE outbox = ? AND state != 'finished' AND state != 'container'",
             (name,),
@@ -198,7 +203,22 @@ def _outbox_status(
         "paused": info.get("paused"),
         "problem": info.get("problem"),
         "last_error": info.get("last_error"),
+        "former_roots": former_roots,
     }
+
+
+def _former_roots(db: sqlite3.Connection, name: str, root: Path) -> dict[str, int]:
+    """Roots other than today's that files in flight were claimed under (`root` changed meanwhile): they
+    are finished there. Empty for a journal older than the root column."""
+    try:
+        rows = db.execute(
+            "SELECT root, COUNT(*) FROM items WHERE outbox = ? AND state != 'finished' AND root IS NOT NULL"
+            " GROUP BY root",
+            (name,),
+        ).fetchall()
+    except sqlite3.OperationalError:  # no root column yet (schema < 3, no daemon started since)
+        return {}
+    return {str(former): int(count) for former, count in rows if Path(former) != root}
 
 
 def _daemon_running(state_dir: Path) -> bool:

@@ -203,7 +203,7 @@ class Intake:
                 self.unchecked = True  # the rest when verdicts have made room
                 return
             future = self.checkers.submit(
-                self.folders.claimed_path(item.host, item.claim_name),
+                self.folders.claimed_path(item.host, item.claim_name, item.root),
                 item.file_name,
                 pattern=self.order_pattern,
                 rules=self.rules,
@@ -248,7 +248,7 @@ class Intake:
 
     def _journal_verdict(self, item: ItemRow, found: Examined) -> None:
         seen_at = self.seen_at.pop(item.item_id, None)
-        path = self.folders.claimed_path(item.host, item.claim_name)
+        path = self.folders.claimed_path(item.host, item.claim_name, item.root)
         if found.error is not None:
             self._fail(item, found.error, order_id=found.order_id, size=found.size, sha256=found.sha256)
         elif found.archive:
@@ -287,7 +287,7 @@ class Intake:
 
     def _open_archive(self, item: ItemRow, path: Path, size: int, sha256: str) -> None:
         """A safe ZIP becomes one item per entry, in one transaction with the container's own state."""
-        unpack_dir = self.folders.claimed_path(item.host, f"{UNPACK_PREFIX}{item.item_id}")
+        unpack_dir = self.folders.claimed_path(item.host, f"{UNPACK_PREFIX}{item.item_id}", item.root)
         if unpack_dir.exists():
             shutil.rmtree(unpack_dir)  # left by a crash before the entries were journaled
         unpack_dir.mkdir()
@@ -309,6 +309,7 @@ class Intake:
                     origin=item.item_id,
                     received_at=item.received_at,
                     host=item.host,
+                    root=item.root,
                 )
             )
         self.journal.record_claims(claims, container=(item.item_id, size, sha256))
@@ -324,12 +325,15 @@ class Intake:
         origin: str | None = None,
         received_at: str | None = None,
         host: str | None = None,
+        root: str | None = None,
     ) -> dict[str, Any]:
-        """The journal row of a file now under .processing/<host>/ as `claim_name`."""
+        """The journal row of a file now under <root>/.processing/<host>/ as `claim_name`: where it lies is
+        journaled, so neither a new host name nor a changed `root` loses it."""
         return {
             "item_id": item_id,
             "outbox": self.outbox_name,
             "host": host or self.folders.host,
+            "root": root or str(self.folders.root),
             "file_name": name,
             "claim_name": claim_name,
             "origin_id": origin,

@@ -260,10 +260,15 @@ class Folders:
                 listing[entry.name] = Stat(info.st_size, info.st_mtime_ns, info.st_ino, kind)
         return listing, new_subfolders
 
-    def claimed_path(self, host: str, claim_name: str) -> Path:
-        """Where a journaled file lies: under the host that claimed it, whatever today's host name is (a
-        container gets a new one at every restart)."""
-        return self.root / ".processing" / host / claim_name
+    def claimed_path(self, host: str, claim_name: str, root: str | None = None) -> Path:
+        """Where a journaled file lies: under the root and host that claimed it, whatever today's host name
+        (a container gets a new one at every restart) or configured root (None: journaled before roots
+        were kept, so today's)."""
+        return self.root_of(root) / ".processing" / host / claim_name
+
+    def root_of(self, root: str | None) -> Path:
+        """The root a journaled file was claimed under: where it is finished, beside its report."""
+        return self.root if root is None else Path(root)
 
     def claim_name(self, item_id: str, name: str) -> str:
         return f"{item_id}{CLAIM_SEPARATOR}{name}"

@@ -36,8 +36,12 @@ def outcome_of(error: FileError | None) -> str:
     return "sent" if error is None else "failed"
 
 
+def sidecar_suffix(error: FileError | None) -> str:
+    return ".receipt.json" if error is None else ".error.json"
+
+
 def sidecar_name(dest_name: str, error: FileError | None) -> str:
-    return f"{dest_name}.receipt.json" if error is None else f"{dest_name}.error.json"
+    return f"{dest_name}{sidecar_suffix(error)}"
 
 
 def build_report(

@@ -27,7 +27,7 @@ from invoicesync.journal import ItemRow, Journal
 from invoicesync.model import Stage
 from invoicesync.outbox import Folders, NameTaken, fsync_dir, names_with_sidecars, write_json_files
 from invoicesync.report import SCHEMA as REPORT_SCHEMA
-from invoicesync.report import ReportFacts, build_report, outcome_of, sidecar_name
+from invoicesync.report import ReportFacts, build_report, outcome_of, sidecar_name, sidecar_suffix
 from invoicesync.settle import Kind
 
 FINISH_PER_COMMIT = 200  # files finished per journal commit and per fsync of their folders
@@ -60,7 +60,17 @@ class Worker:
     _finish_errors: list[OSError] = field(default_factory=list)
 
     def recover(self) -> None:
-        """Start-up: take back claimed files the journal does not know, finish what was decided."""
+        """Start-up: take back claimed files the journal does not know, finish what was decided. Files in
+        flight under another root (`root` was changed) are finished there, where they lie: said once."""
+        for root, files in self.journal.open_roots(self.name).items():
+            if Path(root) != self.folders.root:
+                self.intake.log.warning(
+                    "outbox_root_changed",
+                    former_root=root,
+                    root=str(self.folders.root),
+                    files=files,
+                    reason="files claimed under the former root are finished there, beside their reports",
+                )
         self.intake.adopt()
         self._finish_all()
 
@@ -143,16 +153,22 @@ class Worker:
                     summary = [_entry_summary(entry) for entry in entries]
                     self._finish_together(self._with_destinations([fresh]), entries=summary)
                 with contextlib.suppress(OSError):
-                    self.folders.claimed_path(container.host, f"{UNPACK_PREFIX}{container.item_id}").rmdir()
+                    self.folders.claimed_path(
+                        container.host, f"{UNPACK_PREFIX}{container.item_id}", container.root
+                    ).rmdir()
 
     def _claimed(self, item: ItemRow) -> Path:
-        return self.folders.claimed_path(item.host, item.claim_name)
+        return self.folders.claimed_path(item.host, item.claim_name, item.root)
 
     def _destination(self, item: ItemRow) -> tuple[Path, str]:
-        """The folder a decided file goes to, and its sidecar's suffix."""
-        if item.file_error is None:
-            return self.folders.sent, ".receipt.json"
-        return self.folders.failed, ".error.json"
+        """The folder a decided file goes to, and its sidecar's suffix: in the root it was claimed under."""
+        return self._folder(item.root, failed=item.file_error is not None), sidecar_suffix(item.file_error)
+
+    def _folder(self, root: str | None, *, failed: bool) -> Path:
+        base = self.folders.root_of(root)
+        if base == self.folders.root:
+            return self.folders.failed if failed else self.folders.sent
+        return base / ("failed" if failed else "sent")
 
     def _with_destinations(self, items: list[ItemRow]) -> list[ItemRow]:
         """Each file's name in sent/ or failed/, journaled (one commit) before any file moves there, so a
@@ -160,8 +176,8 @@ class Worker:
         name the journal has handed out and not yet used, so no name is handed out twice. A journaled
         name found taken by another file before ours moved there is given up for a new one."""
         reserved: dict[Path, set[str]] = {}
-        for dest_name, failed in self.journal.reserved_names(self.name):
-            dest_dir = self.folders.failed if failed else self.folders.sent
+        for dest_name, failed, root in self.journal.reserved_names(self.name):
+            dest_dir = self._folder(root, failed=failed)
             reserved.setdefault(dest_dir, set()).update(names_with_sidecars(dest_name))
         named = []
         renamed = [item for item in items if item.dest_name is None or self._taken(item)]
