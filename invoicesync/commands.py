@@ -26,7 +26,7 @@ from invoicesync.examine import examine
 from invoicesync.journal import journal_problem, orphans_problem
 from invoicesync.model import FileError
 from invoicesync.naming import DEFAULT_ORDER_PATTERN, is_ignored
-from invoicesync.outbox import Folders
+from invoicesync.outbox import Folders, folder_problem
 from invoicesync.sandbox import Sandbox
 from invoicesync.service import JOURNAL_NAME, LOCK_NAME, STATUS_NAME, make_marketplace, sandbox_options
 from invoicesync.validate import Rules, kind_of, rules_for, self_test
@@ -63,6 +63,10 @@ def check(config: Config, *, online: bool) -> int:
             continue
         if not os.access(box.root, os.W_OK | os.X_OK):
             problems.append(f"outbox {box.name!r}: root {box.root} is not writable")
+        for folder in folders.folders:  # a link is refused, and each folder must take files
+            trouble = folder_problem(folder)
+            if trouble is not None:
+                problems.append(f"outbox {box.name!r}: {trouble}")
         fs_type = filesystem_type(box.root)
         if is_network(fs_type):
             notes.append(f"outbox {box.name!r}: {box.root} is on {fs_type}; watching by polling")

@@ -58,6 +58,7 @@ class Worker:
     next_scan_at: float = 0.0
     health: Health | None = None  # state_dir, folders, finishing: checked before each step when set
     _finish_errors: list[OSError] = field(default_factory=list)
+    _recovering: bool = False  # `recover` waits for usable folders
 
     def recover(self) -> None:
         """Start-up: take back claimed files the journal does not know, finish what was decided. Files in
@@ -71,13 +72,22 @@ class Worker:
                     files=files,
                     reason="files claimed under the former root are finished there, beside their reports",
                 )
+        self._recovering = True
+        if self.health is None or self.health.check():
+            self._recover_now()
+
+    def _recover_now(self) -> None:
+        """Adoption and finishing go through the folders: only once they are usable (not links)."""
         self.intake.adopt()
         self._finish_all()
+        self._recovering = False
 
     def tick(self, *, flush: bool = False, woken: bool = False) -> float:
         """Do what is due now; return how many seconds until something else is due."""
         if self.health is not None and not self.health.check():
             return self._tick_unhealthy()
+        if self._recovering:  # the folders were unusable at start-up
+            self._recover_now()
         now = self.monotonic()
         check_due = self.intake.next_check_at is not None and now >= self.intake.next_check_at
         if woken or check_due or now >= self.next_scan_at:
