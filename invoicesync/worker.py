@@ -96,6 +96,8 @@ class Worker:
             # crowd of waiting files is not rescanned every poll_seconds in events mode.
             self.next_scan_at = self.monotonic() + self.scan_interval_seconds
         self.intake.check_claimed()
+        if self.health is not None:
+            self.health.unpacking.set(self.intake.unpack_problem)
         awaited = self.intake.awaited()
         self.delivery.plan(flush=flush, checking=awaited.until is not None, orders_checking=awaited.orders)
         batch_due = self.delivery.advance_batches()
@@ -120,7 +122,7 @@ class Worker:
     def _next_due(self, batch_due: float | None, awaited_until: float | None) -> float:
         now, wall = self.monotonic(), self.wall()
         due = [self.next_scan_at - now]
-        for at in (self.intake.next_check_at, awaited_until):
+        for at in (self.intake.next_check_at, awaited_until, self.intake.next_unpack_at):
             if at is not None:
                 due.append(at - now)
         if self.intake.unchecked and self.intake.checks_problem is not None:
