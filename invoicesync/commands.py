@@ -189,9 +189,13 @@ def _outbox_status(
             if oldest is None
             else datetime.fromisoformat(oldest[0]).astimezone().isoformat(timespec="seconds")
         )
-        for outcome, count in db.execute(  # a sent ZIP is counted by its entries, a failed one by itself
+        for (
+            outcome,
+            count,
+        ) in db.execute(  # an unpacked ZIP is counted by its entries, an unsafe one by itself
             "SELECT outcome, COUNT(*) FROM items WHERE outbox = ? AND state = 'finished' AND finished_at >= ?"
-            " AND NOT (ext = 'zip' AND origin_id IS NULL AND outcome = 'sent')"
+            " AND NOT (ext = 'zip' AND origin_id IS NULL"
+            " AND EXISTS (SELECT 1 FROM items AS entry WHERE entry.origin_id = items.item_id))"
             " GROUP BY outcome",
             (name, midnight.astimezone().astimezone(tz=None).isoformat()),
         ):

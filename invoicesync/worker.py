@@ -24,10 +24,18 @@ from invoicesync.delivery import Delivery
 from invoicesync.health import Health
 from invoicesync.intake import UNPACK_PREFIX, Intake
 from invoicesync.journal import ItemRow, Journal
+from invoicesync.messages import file_error
 from invoicesync.model import Stage
 from invoicesync.outbox import Folders, NameTaken, fsync_dir, names_with_sidecars, write_json_files
 from invoicesync.report import SCHEMA as REPORT_SCHEMA
-from invoicesync.report import ReportFacts, build_report, outcome_of, sidecar_name, sidecar_suffix
+from invoicesync.report import (
+    ReportFacts,
+    build_report,
+    entry_fates,
+    outcome_of,
+    sidecar_name,
+    sidecar_suffix,
+)
 from invoicesync.settle import Kind
 
 FINISH_PER_COMMIT = 200  # files finished per journal commit and per fsync of their folders
@@ -159,10 +167,13 @@ class Worker:
         for container in self.journal.items(self.name, "container"):
             entries = self.journal.entries_of(container.item_id)
             if all(entry.state == "finished" for entry in entries):
-                self.journal.decide(container.item_id, stage=Stage.VALIDATION, error=None)
+                summary = [_entry_summary(entry) for entry in entries]
+                # sent/ when any of its files was sent; failed/, where a person looks, when none was
+                sent_any = any(entry["outcome"] == "sent" for entry in summary)
+                error = None if sent_any else file_error("ArchiveNotSent", fates=entry_fates(summary))
+                self.journal.decide(container.item_id, stage=Stage.VALIDATION, error=error)
                 fresh = self.journal.item(container.item_id)
                 if fresh is not None:
-                    summary = [_entry_summary(entry) for entry in entries]
                     self._finish_together(self._with_destinations([fresh]), entries=summary)
                 with contextlib.suppress(OSError):
                     self.folders.claimed_path(
@@ -280,8 +291,8 @@ class Worker:
         error = item.file_error
         dest_dir, _ = self._destination(item)
         dest_name = item.dest_name or item.file_name  # always set by `_with_destinations`
-        if entries is None and item.ext == "zip" and item.origin_id is None and error is None:
-            entries = [_entry_summary(entry) for entry in self.journal.entries_of(item.item_id)]
+        if entries is None and item.ext == "zip" and item.origin_id is None:  # a repeat after a crash
+            entries = [_entry_summary(entry) for entry in self.journal.entries_of(item.item_id)] or None
         finished_at = datetime.fromtimestamp(self.wall()).astimezone()
         origin = self.journal.item(item.origin_id) if item.origin_id else None
         facts = ReportFacts(
@@ -303,7 +314,11 @@ class Worker:
 
     def _count_and_log(self, item: ItemRow) -> None:
         error = item.file_error
-        if error is not None or item.ext != "zip" or item.origin_id is not None:  # a sent ZIP: its entries
+        # a dropped ZIP that was unpacked is counted by its files (each finished on its own), never itself
+        unpacked = (
+            item.ext == "zip" and item.origin_id is None and bool(self.journal.entries_of(item.item_id))
+        )
+        if not unpacked:
             if error is None:
                 self.tally.sent += 1
             else:
