@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 from collections.abc import Callable
@@ -26,7 +27,14 @@ from invoicesync.intake import UNPACK_PREFIX, Intake
 from invoicesync.journal import ItemRow, Journal
 from invoicesync.messages import file_error
 from invoicesync.model import Stage
-from invoicesync.outbox import Folders, NameTaken, fsync_dir, names_with_sidecars, write_json_files
+from invoicesync.outbox import (
+    Folders,
+    NameTaken,
+    folder_problem,
+    fsync_dir,
+    names_with_sidecars,
+    write_json_files,
+)
 from invoicesync.report import SCHEMA as REPORT_SCHEMA
 from invoicesync.report import (
     ReportFacts,
@@ -239,6 +247,7 @@ class Worker:
         one commit. A crash anywhere repeats what is not journaled `finished`, with the same names. A file
         that cannot be finished (sent/ or failed/ refused) stays in .processing/, is reported, and is tried
         again next time without holding up the others."""
+        items = [item for item in items if self._usable_destination(item)]
         reports = [self._report(item, entries) for item in items]
         by_sidecar = {path: item for item, (path, _, _) in zip(items, reports, strict=True)}
         errors = write_json_files(
@@ -278,6 +287,18 @@ class Worker:
                 self.journal.mark_finished(item.item_id, finished_at=finished_at)
         for item, _ in moved:
             self._count_and_log(item)
+
+    def _usable_destination(self, item: ItemRow) -> bool:
+        """A file claimed under a former root goes to that root's sent/ or failed/, which the health check
+        does not watch: one that is a link (or not a folder) is refused here, the file waits, it is said."""
+        dest_dir, _ = self._destination(item)
+        if dest_dir.parent == self.folders.root:
+            return True  # today's root: checked before every step
+        problem = folder_problem(dest_dir, writable=False)
+        if problem is None:
+            return True
+        self._defer(OSError(errno.ENOTDIR, problem, str(dest_dir / (item.dest_name or item.file_name))))
+        return False
 
     def _defer(self, exc: OSError) -> None:
         if self.health is None:

@@ -118,6 +118,29 @@ def test_a_checked_file_is_sent_from_where_it_was_claimed(tmp_path: Path, sandbo
     assert files_in(tmp_path / "shop", "failed") == []
 
 
+def test_a_former_root_whose_sent_folder_is_a_link_is_not_finished_through_it(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """12.12 for a former root (which the health check does not watch): its sent/ became a link; the file
+    waits in its .processing/, said as finish_blocked, and nothing lands behind the link."""
+    old_root = tmp_path / "old-share"
+    claimed_under(tmp_path, old_root, "LNKD1234", sample_pdf("LNKD1234"), delivered=True)
+    (old_root / "sent").rmdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (old_root / "sent").symlink_to(elsewhere, target_is_directory=True)
+    config = sandbox_config(tmp_path, sandbox)
+
+    result = run_once(config, cwd=tmp_path)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert list(elsewhere.iterdir()) == []
+    assert [name.split("__", 1)[1] for name in leftovers(old_root)] == ["LNKD1234.pdf"]
+    blocked = [e for e in events(output) if e.get("event") == "finish_blocked"]
+    assert blocked and "symbolic link" in blocked[0]["reason"], output
+
+
 def test_status_names_the_former_root_while_files_wait_there(
     tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
