@@ -26,7 +26,7 @@ from invoicesync.examine import examine
 from invoicesync.journal import journal_problem, orphans_problem
 from invoicesync.model import FileError
 from invoicesync.naming import DEFAULT_ORDER_PATTERN, is_ignored
-from invoicesync.outbox import Folders
+from invoicesync.outbox import Folders, folder_problem
 from invoicesync.sandbox import Sandbox
 from invoicesync.service import JOURNAL_NAME, LOCK_NAME, STATUS_NAME, make_marketplace, sandbox_options
 from invoicesync.validate import Rules, kind_of, rules_for, self_test
@@ -63,6 +63,10 @@ def check(config: Config, *, online: bool) -> int:
             continue
         if not os.access(box.root, os.W_OK | os.X_OK):
             problems.append(f"outbox {box.name!r}: root {box.root} is not writable")
+        for folder in folders.folders:  # a link is refused, and each folder must take files
+            trouble = folder_problem(folder)
+            if trouble is not None:
+                problems.append(f"outbox {box.name!r}: {trouble}")
         fs_type = filesystem_type(box.root)
         if is_network(fs_type):
             notes.append(f"outbox {box.name!r}: {box.root} is on {fs_type}; watching by polling")
@@ -148,6 +152,9 @@ def status(config: Config, *, as_json: bool) -> int:
             print(f"  STOPPED: {row['problem']}")
         if row["last_error"]:
             print(f"  last error: {row['last_error']}")
+        for former, count in row["former_roots"].items():
+            files = "1 file" if count == 1 else f"{count} files"
+            print(f"  NOTE: {files} in flight under the former root {former}: finished there (root changed)")
     return EXIT_OK
 
 
@@ -166,7 +173,9 @@ def _outbox_status(
         waiting = 0
     in_flight = sent = failed = 0
     since: str | None = None
+    former_roots: dict[str, int] = {}
     if db is not None:
+        former_roots = _former_roots(db, name, root)
         in_flight = db.execute(
             "SELECT COUNT(*) FROM items WHERE outbox = ? AND state != 'finished' AND state != 'container'",
             (name,),
@@ -180,9 +189,13 @@ def _outbox_status(
             if oldest is None
             else datetime.fromisoformat(oldest[0]).astimezone().isoformat(timespec="seconds")
         )
-        for outcome, count in db.execute(  # a sent ZIP is counted by its entries, a failed one by itself
+        for (
+            outcome,
+            count,
+        ) in db.execute(  # an unpacked ZIP is counted by its entries, an unsafe one by itself
             "SELECT outcome, COUNT(*) FROM items WHERE outbox = ? AND state = 'finished' AND finished_at >= ?"
-            " AND NOT (ext = 'zip' AND origin_id IS NULL AND outcome = 'sent')"
+            " AND NOT (ext = 'zip' AND origin_id IS NULL"
+            " AND EXISTS (SELECT 1 FROM items AS entry WHERE entry.origin_id = items.item_id))"
             " GROUP BY outcome",
             (name, midnight.astimezone().astimezone(tz=None).isoformat()),
         ):
@@ -198,7 +211,22 @@ def _outbox_status(
         "paused": info.get("paused"),
         "problem": info.get("problem"),
         "last_error": info.get("last_error"),
+        "former_roots": former_roots,
     }
+
+
+def _former_roots(db: sqlite3.Connection, name: str, root: Path) -> dict[str, int]:
+    """Roots other than today's that files in flight were claimed under (`root` changed meanwhile): they
+    are finished there. Empty for a journal older than the root column."""
+    try:
+        rows = db.execute(
+            "SELECT root, COUNT(*) FROM items WHERE outbox = ? AND state != 'finished' AND root IS NOT NULL"
+            " GROUP BY root",
+            (name,),
+        ).fetchall()
+    except sqlite3.OperationalError:  # no root column yet (schema < 3, no daemon started since)
+        return {}
+    return {str(former): int(count) for former, count in rows if Path(former) != root}
 
 
 def _daemon_running(state_dir: Path) -> bool:

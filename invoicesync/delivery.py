@@ -232,7 +232,7 @@ class Delivery:
         for item in self.journal.batch_items(row.batch_id):
             if item.state != "batched":
                 continue
-            source = self.folders.claimed_path(item.host, item.claim_name)
+            source = self.folders.claimed_path(item.host, item.claim_name, item.root)
             try:
                 staged = stage(source, folder / item.item_id, item.sha256 or "")
             except FileNotFoundError:

@@ -1,7 +1,7 @@
 """health (shell): can an outbox do its work right now? Local trouble noticed, said once, and cleared.
 
-Three things stop an outbox without stopping the daemon, each an `Alarm` logged once when it begins
-(or its reason changes) and once when it ends:
+Four things stop an outbox (or a part of it) but never the daemon, each an `Alarm` logged once when it
+begins (or its reason changes) and once when it ends:
 
 - `state_dir` unusable (read-only, not writable, or nearly full): nothing is claimed, polled or
   finished, since each step must be journaled first; files wait where they are.
@@ -9,6 +9,8 @@ Three things stop an outbox without stopping the daemon, each an `Alarm` logged 
   claimed or finished, but imports already sent are still polled, their outcomes journaled.
 - finishing refused (`sent/` or `failed/` not writable): the file stays in `.processing/` with its
   outcome journaled, and finishing is tried again at the next loop.
+- a dropped ZIP that cannot be unpacked (the share is full): it waits in `.processing/`, tried again
+  now and then, while every other file goes on (`Intake.unpack_problem`).
 
 Every check is cheap (a `statvfs`, an `access`, a few `stat`s), so it runs before every loop step.
 """
@@ -75,11 +77,13 @@ class Health:
     storage: Alarm = field(init=False)
     root: Alarm = field(init=False)
     finishing: Alarm = field(init=False)
+    unpacking: Alarm = field(init=False)
 
     def __post_init__(self) -> None:
         self.storage = Alarm(self.log, "state_dir_unusable", "state_dir_usable")
         self.root = Alarm(self.log, "outbox_unavailable", "outbox_available")
         self.finishing = Alarm(self.log, "finish_blocked", "finish_unblocked")
+        self.unpacking = Alarm(self.log, "archive_unpack_blocked", "archive_unpack_unblocked")
 
     def check(self) -> bool:
         """Look at state_dir and the folders now; True when the outbox can claim and finish."""
@@ -94,7 +98,7 @@ class Health:
 
     def problem(self) -> str | None:
         """What stops this outbox now, for `status` and systemd (the state_dir first, it stops most)."""
-        return self.storage.reason or self.root.reason or self.finishing.reason
+        return self.storage.reason or self.root.reason or self.finishing.reason or self.unpacking.reason
 
     def finish_failed(self, exc: OSError) -> None:
         target = exc.filename2 or exc.filename  # a rename names its destination second

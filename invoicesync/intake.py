@@ -16,7 +16,6 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -38,6 +37,9 @@ UNPACK_PREFIX = ".unpack-"
 MAX_CHECKS_IN_FLIGHT = 1000  # handed to the checkers at once: they keep working while the loop uploads
 CHECK_RETRY_SECONDS = 10.0  # checkers unavailable (a broken installation): claimed files wait this long
 VERDICT_WAIT_SECONDS = 5.0  # a partial batch waits at most this long for verdicts on files claimed with it
+UNPACK_RETRY_SECONDS = (
+    10.0  # a ZIP that could not be unpacked (share full, refused) is tried again this often
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,17 @@ class Check:
         if self.future.cancelled():
             return CheckerUnavailable("The check was withdrawn.")
         return self.future.exception()
+
+
+@dataclass(slots=True)
+class PendingArchive:
+    """A dropped ZIP found safe, to be unpacked outside the verdicts' transaction (and again, while the
+    share refuses its entries): its verdict is kept here, so it is not checked again meanwhile."""
+
+    item: ItemRow
+    size: int
+    sha256: str
+    due_at: float = 0.0  # monotonic
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +106,8 @@ class Intake:
     unchecked: bool = True  # claimed files may be waiting for a checker (set by every claim)
     retry_checks_at: float = 0.0  # monotonic; after a checker fault, claimed files wait until then
     checks_problem: str | None = None  # the checker fault last logged, until a verdict comes again
+    unpacking: dict[str, PendingArchive] = field(default_factory=dict)  # by item_id
+    unpack_problem: str | None = None  # why a ZIP waits to be unpacked, until none waits
 
     # -- scan, settle, claim -----------------------------------------------------------------
 
@@ -184,6 +199,7 @@ class Intake:
                         else:  # not the file's fault: it stays claimed and is checked again
                             fault = fault or problem
                             self.unchecked = True
+            self._unpack_due()  # outside the transaction: unpacking writes to the share, and may fail
             self._checks_fault(fault, answered=answered)
             if self.unchecked and self.monotonic() >= self.retry_checks_at:
                 self._submit_claimed()
@@ -197,13 +213,13 @@ class Intake:
             return
         self.unchecked = False
         for item in self.journal.items(self.outbox_name, "claimed"):
-            if item.item_id in self.checking:
+            if item.item_id in self.checking or item.item_id in self.unpacking:
                 continue
             if room == 0:
                 self.unchecked = True  # the rest when verdicts have made room
                 return
             future = self.checkers.submit(
-                self.folders.claimed_path(item.host, item.claim_name),
+                self.folders.claimed_path(item.host, item.claim_name, item.root),
                 item.file_name,
                 pattern=self.order_pattern,
                 rules=self.rules,
@@ -248,11 +264,10 @@ class Intake:
 
     def _journal_verdict(self, item: ItemRow, found: Examined) -> None:
         seen_at = self.seen_at.pop(item.item_id, None)
-        path = self.folders.claimed_path(item.host, item.claim_name)
         if found.error is not None:
             self._fail(item, found.error, order_id=found.order_id, size=found.size, sha256=found.sha256)
-        elif found.archive:
-            self._open_archive(item, path, found.size or 0, found.sha256 or "")
+        elif found.archive:  # unpacked once the verdicts are committed (`_unpack_due`)
+            self.unpacking[item.item_id] = PendingArchive(item, found.size or 0, found.sha256 or "")
         else:
             assert found.order_id is not None and found.sha256 is not None  # examine's promise when it passes
             ready_at = self.wall() if seen_at is None else seen_at
@@ -285,13 +300,47 @@ class Intake:
         )
         self.log.info("file_refused", item_id=item.item_id, file=item.file_name, code=error.code)
 
-    def _open_archive(self, item: ItemRow, path: Path, size: int, sha256: str) -> None:
-        """A safe ZIP becomes one item per entry, in one transaction with the container's own state."""
-        unpack_dir = self.folders.claimed_path(item.host, f"{UNPACK_PREFIX}{item.item_id}")
+    @property
+    def next_unpack_at(self) -> float | None:
+        """When (monotonic) a ZIP waiting for room is tried again, or None."""
+        return min((pending.due_at for pending in self.unpacking.values()), default=None)
+
+    def _unpack_due(self) -> None:
+        """Unpack the safe ZIPs that are due. One the share refuses (full, not writable) waits in
+        .processing/, tried again every UNPACK_RETRY_SECONDS, with `unpack_problem` saying why; every
+        other file goes on meanwhile."""
+        now = self.monotonic()
+        for item_id, pending in list(self.unpacking.items()):
+            if pending.due_at > now:
+                continue
+            try:
+                self._open_archive(pending.item, pending.size, pending.sha256)
+            except OSError as exc:
+                pending.due_at = now + UNPACK_RETRY_SECONDS
+                where = self.folders.root_of(pending.item.root) / ".processing"
+                self.unpack_problem = (
+                    f"The ZIP {pending.item.file_name} cannot be unpacked in {where} "
+                    f"({exc.strerror or exc}): it waits there and is tried again every "
+                    f"{UNPACK_RETRY_SECONDS:g} s; other files go on. Make room on the share."
+                )
+                continue
+            del self.unpacking[item_id]
+        if not self.unpacking:
+            self.unpack_problem = None
+
+    def _open_archive(self, item: ItemRow, size: int, sha256: str) -> None:
+        """A safe ZIP becomes one item per entry, in one transaction with the container's own state.
+        OSError (ours, not the file's: the share is full or refuses): nothing is kept, the ZIP waits."""
+        path = self.folders.claimed_path(item.host, item.claim_name, item.root)
+        unpack_dir = self.folders.claimed_path(item.host, f"{UNPACK_PREFIX}{item.item_id}", item.root)
         if unpack_dir.exists():
             shutil.rmtree(unpack_dir)  # left by a crash before the entries were journaled
         unpack_dir.mkdir()
-        unpacked = archive.unpack(path, unpack_dir, self.rules)
+        try:
+            unpacked = archive.unpack(path, unpack_dir, self.rules)
+        except OSError:
+            shutil.rmtree(unpack_dir, ignore_errors=True)  # what was written takes no room meanwhile
+            raise
         if isinstance(unpacked, FileError):
             shutil.rmtree(unpack_dir, ignore_errors=True)
             self._fail(item, unpacked, size=size, sha256=sha256)
@@ -309,6 +358,7 @@ class Intake:
                     origin=item.item_id,
                     received_at=item.received_at,
                     host=item.host,
+                    root=item.root,
                 )
             )
         self.journal.record_claims(claims, container=(item.item_id, size, sha256))
@@ -324,12 +374,15 @@ class Intake:
         origin: str | None = None,
         received_at: str | None = None,
         host: str | None = None,
+        root: str | None = None,
     ) -> dict[str, Any]:
-        """The journal row of a file now under .processing/<host>/ as `claim_name`."""
+        """The journal row of a file now under <root>/.processing/<host>/ as `claim_name`: where it lies is
+        journaled, so neither a new host name nor a changed `root` loses it."""
         return {
             "item_id": item_id,
             "outbox": self.outbox_name,
             "host": host or self.folders.host,
+            "root": root or str(self.folders.root),
             "file_name": name,
             "claim_name": claim_name,
             "origin_id": origin,

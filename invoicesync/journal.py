@@ -42,7 +42,7 @@ from typing import Any
 
 from invoicesync.model import FileError, ItemOutcome, Stage
 
-SCHEMA_VERSION = 2  # 2: batches.lost_at, batches.empty_looks
+SCHEMA_VERSION = 3  # 2: batches.lost_at, batches.empty_looks; 3: items.root
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -67,7 +67,8 @@ CREATE TABLE IF NOT EXISTS items (
     outcome     TEXT,
     dest_name   TEXT,
     received_at TEXT NOT NULL,
-    finished_at TEXT
+    finished_at TEXT,
+    root        TEXT
 );
 CREATE INDEX IF NOT EXISTS items_open ON items (outbox, state, seq) WHERE state != 'finished';
 CREATE INDEX IF NOT EXISTS items_delivered ON items (outbox, order_id, sha256) WHERE outcome = 'sent';
@@ -119,6 +120,7 @@ class ItemRow:
     dest_name: str | None
     received_at: str
     finished_at: str | None
+    root: str | None  # the outbox root it was claimed under (None: journaled before schema 3, today's)
 
     @property
     def file_error(self) -> FileError | None:
@@ -232,6 +234,8 @@ class Journal:
         for column, kind in (("lost_at", "REAL"), ("empty_looks", "INTEGER NOT NULL DEFAULT 0")):
             if column not in columns:  # a journal of schema 1
                 self._db.execute(f"ALTER TABLE batches ADD COLUMN {column} {kind}")
+        if "root" not in {row[1] for row in self._db.execute("PRAGMA table_info(items)")}:  # schema < 3
+            self._db.execute("ALTER TABLE items ADD COLUMN root TEXT")
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -264,7 +268,8 @@ class Journal:
         self, claims: Iterable[dict[str, Any]], *, container: tuple[str, int, str] | None = None
     ) -> None:
         """Journal claimed files (already renamed into .processing/) in one transaction.
-        Each dict: item_id, outbox, host, file_name, claim_name, ext, received_at, origin_id?,
+        Each dict: item_id, outbox, host, file_name, claim_name, ext, received_at, origin_id?, root?
+        (the outbox root it lies under, so it is found there if `root` is changed while it is in flight),
         and optionally state (default 'claimed'). `container` (item_id, size, sha256): the dropped
         ZIP these entries came from becomes a container in the same transaction, so a crash can
         never leave entries journaled under a ZIP that would be unpacked again."""
@@ -280,8 +285,7 @@ class Journal:
                 seq += 1
                 db.execute(
                     "INSERT OR IGNORE INTO items (item_id, seq, outbox, host, file_name, claim_name,"
-                    " origin_id,"
-                    " ext, state, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " origin_id, ext, state, received_at, root) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         claim["item_id"],
                         seq,
@@ -293,6 +297,7 @@ class Journal:
                         claim["ext"],
                         claim.get("state", "claimed"),
                         claim["received_at"],
+                        claim.get("root"),
                     ),
                 )
 
@@ -374,14 +379,24 @@ class Journal:
                     (Stage.UPLOAD.value, _error_json(error), item_id),
                 )
 
-    def reserved_names(self, outbox: str) -> list[tuple[str, bool]]:
-        """Names handed out in sent/ or failed/ to files not moved there yet: (name, in failed/)."""
+    def reserved_names(self, outbox: str) -> list[tuple[str, bool, str | None]]:
+        """Names handed out in sent/ or failed/ to files not moved there yet: (name, in failed/, the root
+        whose folder it is, None for today's)."""
         rows = self._db.execute(
-            "SELECT dest_name, outcome FROM items WHERE outbox = ? AND state = 'decided'"
+            "SELECT dest_name, outcome, root FROM items WHERE outbox = ? AND state = 'decided'"
             " AND dest_name IS NOT NULL",
             (outbox,),
         )
-        return [(row[0], row[1] == "failed") for row in rows]
+        return [(row[0], row[1] == "failed", row[2]) for row in rows]
+
+    def open_roots(self, outbox: str) -> dict[str, int]:
+        """Roots that files not finished yet were claimed under, with how many each (legacy rows left out)."""
+        rows = self._db.execute(
+            "SELECT root, COUNT(*) FROM items WHERE outbox = ? AND state != 'finished' AND root IS NOT NULL"
+            " GROUP BY root",
+            (outbox,),
+        )
+        return {row[0]: int(row[1]) for row in rows}
 
     def mark_finished(self, item_id: str, *, finished_at: datetime) -> None:
         with self._write() as db:

@@ -54,6 +54,12 @@ TEXTS: dict[str, Text] = {
         "Nothing to send: to send a fixed invoice again, put only the invoice file back in outbox/, "
         "without its report.",
     ),
+    "ArchiveNotSent": Text(
+        "None of the files in this ZIP was sent: {fates}.",
+        "See each file's own report in failed/: fix the files there and put them back in outbox/ (one by "
+        "one or in a new ZIP); this ZIP itself needs nothing more.",
+        (("fates", "each failed on its own"),),
+    ),
     "WrongOrderImported": Text(
         "The marketplace reports this invoice as imported for order {other}, not for order {order}: "
         "it may now be attached to the wrong order.",

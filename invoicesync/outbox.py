@@ -80,6 +80,40 @@ def rename_noreplace(source: Path, target: Path) -> None:
     os.unlink(source)
 
 
+def folder_problem(path: Path, *, writable: bool = True) -> str | None:
+    """None when `path` is a real folder (or not there yet, to be made) that the service may write, else
+    why not, in words the operator reads. A link is refused whatever it points to: through a linked
+    outbox/ the daemon would take (and send) files from another folder, through a linked sent/ put them
+    there. `writable=False`: only links and non-folders are refused (a refused write is found later)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat_module.S_ISLNK(info.st_mode):
+        try:
+            target = f" (to {os.readlink(path)})"
+        except OSError:
+            target = ""
+        return (
+            f"{path} is a symbolic link{target}; invoicesync does not follow links for its folders: "
+            "make it a real folder"
+        )
+    if not stat_module.S_ISDIR(info.st_mode):
+        return f"{path} is not a folder"
+    if writable and not os.access(path, os.W_OK | os.X_OK):
+        return (
+            f"{path} is not writable by the invoicesync service (permission denied, or a read-only "
+            "filesystem)"
+        )
+    return None
+
+
+def open_folder(path: Path) -> int:
+    """A descriptor on the folder `path` itself, never through a link in its last part (OSError ELOOP or
+    ENOTDIR): names listed or renamed through it stay in that very folder."""
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename in `path` durable; on shares this may be refused, which is harmless."""
     try:
@@ -185,9 +219,15 @@ class Folders:
     def processing(self) -> Path:
         return self.root / ".processing" / self.host
 
+    @property
+    def folders(self) -> tuple[Path, ...]:
+        """The root's folders, each made at start-up if missing (`.processing/` before its host folder)."""
+        return (self.outbox, self.sent, self.failed, self.root / ".processing", self.processing)
+
     def prepare(self) -> bool:
         """At start-up: create the missing folders (the root too, on a first run) and check they share one
-        filesystem, since renames must be atomic. True when the root itself had to be created."""
+        filesystem, since renames must be atomic. True when the root itself had to be created. A folder
+        that is a link is neither followed nor made inside: `unavailable` refuses it, loudly."""
         created = not self.root.exists()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -195,12 +235,16 @@ class Folders:
             raise ServiceError(f"The outbox root {self.root} cannot be created: {exc.strerror}.") from None
         if not self.root.is_dir():
             raise ServiceError(f"The outbox root {self.root} is not a folder; fix `root`.")
-        for folder in (self.outbox, self.sent, self.failed, self.processing):
-            folder.mkdir(parents=True, exist_ok=True)
-        devices = {
-            folder: folder.stat().st_dev for folder in (self.outbox, self.sent, self.failed, self.processing)
-        }
-        if len(set(devices.values())) != 1:
+        usable = []
+        for folder in self.folders:
+            if folder.parent != self.root and folder.parent not in usable:
+                continue  # beneath a link: never made there
+            if folder_problem(folder, writable=False) is not None:
+                continue  # a link or a file: left as it is
+            folder.mkdir(exist_ok=True)
+            usable.append(folder)
+        devices = {folder: folder.stat().st_dev for folder in usable}
+        if len(set(devices.values())) > 1:
             listed = ", ".join(str(folder) for folder in devices)
             raise ServiceError(f"{listed} must all be on one filesystem so files can be moved atomically.")
         found = mount_of(self.root)
@@ -224,9 +268,14 @@ class Folders:
         try:
             if not stat_module.S_ISDIR(self.root.stat().st_mode):
                 return f"{self.root} is not a folder any more."
-            for folder in (self.outbox, self.sent, self.failed, self.processing):
-                if not folder.is_dir():
-                    folder.mkdir(parents=True, exist_ok=True)
+            for folder in self.folders:
+                # outbox/ and .processing/ are written to claim; sent/ and failed/ are tried when a file
+                # is finished (a refusal then is `finish_blocked`, and claiming goes on meanwhile)
+                problem = folder_problem(folder, writable=folder not in (self.sent, self.failed))
+                if problem is not None:
+                    return f"{problem}; nothing is taken or finished through it meanwhile."
+                if not os.path.lexists(folder):
+                    folder.mkdir(exist_ok=True)
         except OSError as exc:
             where = exc.filename or self.root
             return f"{where} cannot be used ({exc.strerror or exc}); files in .processing/ wait for it."
@@ -236,56 +285,89 @@ class Folders:
         """Names in outbox/ worth watching with their lstat, and sub-folders not seen before."""
         listing: dict[str, Stat] = {}
         new_subfolders: list[str] = []
-        with os.scandir(self.outbox) as entries:
-            for entry in entries:
-                if is_ignored(entry.name, self.ignore):
-                    continue
-                try:
-                    info = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                mode = info.st_mode
-                if stat_module.S_ISDIR(mode):
-                    if entry.name not in self._subfolders_logged:
-                        self._subfolders_logged.add(entry.name)
-                        new_subfolders.append(entry.name)
-                    continue
-                kind = (
-                    Kind.FILE
-                    if stat_module.S_ISREG(mode)
-                    else Kind.SYMLINK
-                    if stat_module.S_ISLNK(mode)
-                    else Kind.OTHER
-                )
-                listing[entry.name] = Stat(info.st_size, info.st_mtime_ns, info.st_ino, kind)
+        try:
+            fd = open_folder(self.outbox)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # replaced by a link: health says so next
+                return listing, new_subfolders
+            raise
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    if is_ignored(entry.name, self.ignore):
+                        continue
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    mode = info.st_mode
+                    if stat_module.S_ISDIR(mode):
+                        if entry.name not in self._subfolders_logged:
+                            self._subfolders_logged.add(entry.name)
+                            new_subfolders.append(entry.name)
+                        continue
+                    kind = (
+                        Kind.FILE
+                        if stat_module.S_ISREG(mode)
+                        else Kind.SYMLINK
+                        if stat_module.S_ISLNK(mode)
+                        else Kind.OTHER
+                    )
+                    listing[entry.name] = Stat(info.st_size, info.st_mtime_ns, info.st_ino, kind)
+        finally:
+            os.close(fd)
         return listing, new_subfolders
 
-    def claimed_path(self, host: str, claim_name: str) -> Path:
-        """Where a journaled file lies: under the host that claimed it, whatever today's host name is (a
-        container gets a new one at every restart)."""
-        return self.root / ".processing" / host / claim_name
+    def claimed_path(self, host: str, claim_name: str, root: str | None = None) -> Path:
+        """Where a journaled file lies: under the root and host that claimed it, whatever today's host name
+        (a container gets a new one at every restart) or configured root (None: journaled before roots
+        were kept, so today's)."""
+        return self.root_of(root) / ".processing" / host / claim_name
+
+    def root_of(self, root: str | None) -> Path:
+        """The root a journaled file was claimed under: where it is finished, beside its report."""
+        return self.root if root is None else Path(root)
 
     def claim_name(self, item_id: str, name: str) -> str:
         return f"{item_id}{CLAIM_SEPARATOR}{name}"
 
     def claim(self, name: str, item_id: str) -> Path | None:
-        """Rename outbox/<name> into .processing/<host>/; None when it vanished or is in use."""
+        """Rename outbox/<name> into .processing/<host>/; None when it vanished or is in use. Both folders
+        are opened without following a link (one swapped in since the health check is not gone through)."""
         target = self.processing / self.claim_name(item_id, name)
         try:
-            os.rename(self.outbox / name, target)
+            source_fd = open_folder(self.outbox)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                return None  # replaced by a link since it was listed: the health check says so next
+            raise
+        try:
+            target_fd = open_folder(self.processing)
+        except OSError as exc:
+            os.close(source_fd)
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                return None
+            raise
+        try:
+            os.rename(name, target.name, src_dir_fd=source_fd, dst_dir_fd=target_fd)
         except FileNotFoundError:
-            return target if target.exists() else None
+            return target if os.path.lexists(target) else None
         except OSError as exc:
             if exc.errno in (errno.EACCES, errno.EBUSY, errno.ETXTBSY, errno.EPERM):
                 return None  # a program still holds it (SMB): try again next cycle
             raise
+        finally:
+            os.close(source_fd)
+            os.close(target_fd)
         return target
 
     def claimed(self) -> list[tuple[str, str]]:
         """(host, name) of the files in .processing/<host>/, under every host name (a container gets a new
         one at each restart), for adoption of files the journal does not know. The root lock makes them
         all this daemon's."""
-        found = []
+        found: list[tuple[str, str]] = []
+        if folder_problem(self.root / ".processing", writable=False) is not None:
+            return found  # a link: what lies behind it is not ours (the health check says so)
         with os.scandir(self.root / ".processing") as hosts:
             for host in hosts:
                 if host.name.startswith(".") or not host.is_dir(follow_symlinks=False):

@@ -36,8 +36,24 @@ def outcome_of(error: FileError | None) -> str:
     return "sent" if error is None else "failed"
 
 
+def sidecar_suffix(error: FileError | None) -> str:
+    return ".receipt.json" if error is None else ".error.json"
+
+
 def sidecar_name(dest_name: str, error: FileError | None) -> str:
-    return f"{dest_name}.receipt.json" if error is None else f"{dest_name}.error.json"
+    return f"{dest_name}{sidecar_suffix(error)}"
+
+
+MAX_FATES_NAMED = 20  # entries named one by one in a ZIP's summary message; the rest are counted
+
+
+def entry_fates(entries: list[dict[str, Any]]) -> str:
+    """What happened to each entry of a dropped ZIP, for its summary's message: `a.pdf (InvalidPdf)`."""
+    named = [f"{entry['file']} ({entry['code'] or entry['outcome']})" for entry in entries[:MAX_FATES_NAMED]]
+    if not named:
+        return "it held no invoice"
+    more = len(entries) - len(named)
+    return ", ".join(named) + (f" and {more} more (see `entries`)" if more else "")
 
 
 def build_report(

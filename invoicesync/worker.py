@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 from collections.abc import Callable
@@ -24,10 +25,25 @@ from invoicesync.delivery import Delivery
 from invoicesync.health import Health
 from invoicesync.intake import UNPACK_PREFIX, Intake
 from invoicesync.journal import ItemRow, Journal
+from invoicesync.messages import file_error
 from invoicesync.model import Stage
-from invoicesync.outbox import Folders, NameTaken, fsync_dir, names_with_sidecars, write_json_files
+from invoicesync.outbox import (
+    Folders,
+    NameTaken,
+    folder_problem,
+    fsync_dir,
+    names_with_sidecars,
+    write_json_files,
+)
 from invoicesync.report import SCHEMA as REPORT_SCHEMA
-from invoicesync.report import ReportFacts, build_report, outcome_of, sidecar_name
+from invoicesync.report import (
+    ReportFacts,
+    build_report,
+    entry_fates,
+    outcome_of,
+    sidecar_name,
+    sidecar_suffix,
+)
 from invoicesync.settle import Kind
 
 FINISH_PER_COMMIT = 200  # files finished per journal commit and per fsync of their folders
@@ -58,16 +74,36 @@ class Worker:
     next_scan_at: float = 0.0
     health: Health | None = None  # state_dir, folders, finishing: checked before each step when set
     _finish_errors: list[OSError] = field(default_factory=list)
+    _recovering: bool = False  # `recover` waits for usable folders
 
     def recover(self) -> None:
-        """Start-up: take back claimed files the journal does not know, finish what was decided."""
+        """Start-up: take back claimed files the journal does not know, finish what was decided. Files in
+        flight under another root (`root` was changed) are finished there, where they lie: said once."""
+        for root, files in self.journal.open_roots(self.name).items():
+            if Path(root) != self.folders.root:
+                self.intake.log.warning(
+                    "outbox_root_changed",
+                    former_root=root,
+                    root=str(self.folders.root),
+                    files=files,
+                    reason="files claimed under the former root are finished there, beside their reports",
+                )
+        self._recovering = True
+        if self.health is None or self.health.check():
+            self._recover_now()
+
+    def _recover_now(self) -> None:
+        """Adoption and finishing go through the folders: only once they are usable (not links)."""
         self.intake.adopt()
         self._finish_all()
+        self._recovering = False
 
     def tick(self, *, flush: bool = False, woken: bool = False) -> float:
         """Do what is due now; return how many seconds until something else is due."""
         if self.health is not None and not self.health.check():
             return self._tick_unhealthy()
+        if self._recovering:  # the folders were unusable at start-up
+            self._recover_now()
         now = self.monotonic()
         check_due = self.intake.next_check_at is not None and now >= self.intake.next_check_at
         if woken or check_due or now >= self.next_scan_at:
@@ -76,6 +112,8 @@ class Worker:
             # crowd of waiting files is not rescanned every poll_seconds in events mode.
             self.next_scan_at = self.monotonic() + self.scan_interval_seconds
         self.intake.check_claimed()
+        if self.health is not None:
+            self.health.unpacking.set(self.intake.unpack_problem)
         awaited = self.intake.awaited()
         self.delivery.plan(flush=flush, checking=awaited.until is not None, orders_checking=awaited.orders)
         batch_due = self.delivery.advance_batches()
@@ -100,7 +138,7 @@ class Worker:
     def _next_due(self, batch_due: float | None, awaited_until: float | None) -> float:
         now, wall = self.monotonic(), self.wall()
         due = [self.next_scan_at - now]
-        for at in (self.intake.next_check_at, awaited_until):
+        for at in (self.intake.next_check_at, awaited_until, self.intake.next_unpack_at):
             if at is not None:
                 due.append(at - now)
         if self.intake.unchecked and self.intake.checks_problem is not None:
@@ -137,22 +175,31 @@ class Worker:
         for container in self.journal.items(self.name, "container"):
             entries = self.journal.entries_of(container.item_id)
             if all(entry.state == "finished" for entry in entries):
-                self.journal.decide(container.item_id, stage=Stage.VALIDATION, error=None)
+                summary = [_entry_summary(entry) for entry in entries]
+                # sent/ when any of its files was sent; failed/, where a person looks, when none was
+                sent_any = any(entry["outcome"] == "sent" for entry in summary)
+                error = None if sent_any else file_error("ArchiveNotSent", fates=entry_fates(summary))
+                self.journal.decide(container.item_id, stage=Stage.VALIDATION, error=error)
                 fresh = self.journal.item(container.item_id)
                 if fresh is not None:
-                    summary = [_entry_summary(entry) for entry in entries]
                     self._finish_together(self._with_destinations([fresh]), entries=summary)
                 with contextlib.suppress(OSError):
-                    self.folders.claimed_path(container.host, f"{UNPACK_PREFIX}{container.item_id}").rmdir()
+                    self.folders.claimed_path(
+                        container.host, f"{UNPACK_PREFIX}{container.item_id}", container.root
+                    ).rmdir()
 
     def _claimed(self, item: ItemRow) -> Path:
-        return self.folders.claimed_path(item.host, item.claim_name)
+        return self.folders.claimed_path(item.host, item.claim_name, item.root)
 
     def _destination(self, item: ItemRow) -> tuple[Path, str]:
-        """The folder a decided file goes to, and its sidecar's suffix."""
-        if item.file_error is None:
-            return self.folders.sent, ".receipt.json"
-        return self.folders.failed, ".error.json"
+        """The folder a decided file goes to, and its sidecar's suffix: in the root it was claimed under."""
+        return self._folder(item.root, failed=item.file_error is not None), sidecar_suffix(item.file_error)
+
+    def _folder(self, root: str | None, *, failed: bool) -> Path:
+        base = self.folders.root_of(root)
+        if base == self.folders.root:
+            return self.folders.failed if failed else self.folders.sent
+        return base / ("failed" if failed else "sent")
 
     def _with_destinations(self, items: list[ItemRow]) -> list[ItemRow]:
         """Each file's name in sent/ or failed/, journaled (one commit) before any file moves there, so a
@@ -160,8 +207,8 @@ class Worker:
         name the journal has handed out and not yet used, so no name is handed out twice. A journaled
         name found taken by another file before ours moved there is given up for a new one."""
         reserved: dict[Path, set[str]] = {}
-        for dest_name, failed in self.journal.reserved_names(self.name):
-            dest_dir = self.folders.failed if failed else self.folders.sent
+        for dest_name, failed, root in self.journal.reserved_names(self.name):
+            dest_dir = self._folder(root, failed=failed)
             reserved.setdefault(dest_dir, set()).update(names_with_sidecars(dest_name))
         named = []
         renamed = [item for item in items if item.dest_name is None or self._taken(item)]
@@ -200,6 +247,7 @@ class Worker:
         one commit. A crash anywhere repeats what is not journaled `finished`, with the same names. A file
         that cannot be finished (sent/ or failed/ refused) stays in .processing/, is reported, and is tried
         again next time without holding up the others."""
+        items = [item for item in items if self._usable_destination(item)]
         reports = [self._report(item, entries) for item in items]
         by_sidecar = {path: item for item, (path, _, _) in zip(items, reports, strict=True)}
         errors = write_json_files(
@@ -240,6 +288,18 @@ class Worker:
         for item, _ in moved:
             self._count_and_log(item)
 
+    def _usable_destination(self, item: ItemRow) -> bool:
+        """A file claimed under a former root goes to that root's sent/ or failed/, which the health check
+        does not watch: one that is a link (or not a folder) is refused here, the file waits, it is said."""
+        dest_dir, _ = self._destination(item)
+        if dest_dir.parent == self.folders.root:
+            return True  # today's root: checked before every step
+        problem = folder_problem(dest_dir, writable=False)
+        if problem is None:
+            return True
+        self._defer(OSError(errno.ENOTDIR, problem, str(dest_dir / (item.dest_name or item.file_name))))
+        return False
+
     def _defer(self, exc: OSError) -> None:
         if self.health is None:
             raise exc
@@ -252,8 +312,8 @@ class Worker:
         error = item.file_error
         dest_dir, _ = self._destination(item)
         dest_name = item.dest_name or item.file_name  # always set by `_with_destinations`
-        if entries is None and item.ext == "zip" and item.origin_id is None and error is None:
-            entries = [_entry_summary(entry) for entry in self.journal.entries_of(item.item_id)]
+        if entries is None and item.ext == "zip" and item.origin_id is None:  # a repeat after a crash
+            entries = [_entry_summary(entry) for entry in self.journal.entries_of(item.item_id)] or None
         finished_at = datetime.fromtimestamp(self.wall()).astimezone()
         origin = self.journal.item(item.origin_id) if item.origin_id else None
         facts = ReportFacts(
@@ -275,7 +335,11 @@ class Worker:
 
     def _count_and_log(self, item: ItemRow) -> None:
         error = item.file_error
-        if error is not None or item.ext != "zip" or item.origin_id is not None:  # a sent ZIP: its entries
+        # a dropped ZIP that was unpacked is counted by its files (each finished on its own), never itself
+        unpacked = (
+            item.ext == "zip" and item.origin_id is None and bool(self.journal.entries_of(item.item_id))
+        )
+        if not unpacked:
             if error is None:
                 self.tally.sent += 1
             else:
