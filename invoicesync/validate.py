@@ -137,6 +137,7 @@ def archive_check(stream: IO[bytes], size: int, rules: Rules) -> ArchiveCheck:
         max_entries=rules.zip_max_entries,
         max_total_bytes=rules.zip_max_total_bytes,
         max_ratio=rules.zip_max_ratio,
+        max_entry_bytes=rules.max_bytes,
     )
 
 

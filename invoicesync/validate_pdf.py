@@ -159,19 +159,43 @@ def _attached_order_refs(reader: PdfReader) -> list[str]:
 def _order_decision(
     order_id: str | None, xml_refs: list[str], text_refs: list[str]
 ) -> tuple[FileError | None, str | None]:
+    """An embedded invoice XML that names an order decides (its field holds the order and nothing else);
+    else the text does, where the order must appear as a whole (`order_in`)."""
     named = xml_refs + text_refs
     if not named:
         return None, None
     if order_id is None:
         return None, named[0]
-    wanted = order_id.strip().casefold()
-    for ref in xml_refs:
-        if same_order(ref, order_id):
+    if xml_refs:
+        for ref in xml_refs:
+            if same_order(ref, order_id):
+                return None, ref
+        return file_error("OrderMismatch", named=xml_refs[0], order=order_id), xml_refs[0]
+    for ref in text_refs:
+        if order_in(ref, order_id):
             return None, ref
-    for ref in text_refs:  # text layout may glue a neighbour's word on: containing the order is enough
-        if wanted and wanted in ref.casefold():
-            return None, ref
-    return file_error("OrderMismatch", named=named[0], order=order_id), named[0]
+    return file_error("OrderMismatch", named=text_refs[0], order=order_id), text_refs[0]
+
+
+def order_in(ref: str, order_id: str) -> bool:
+    """True when the number `ref` read after a label holds `order_id` as a whole token, in any case: not
+    inside a longer run of letters and digits ("12345678" is not order 1234567, "SCID01210525142759UT8E"
+    not SCID0121). Text layout may glue the next word on ("SCID01210525142759UT8EDate"): a capitalised
+    word right after the order ends it; anything else glued on makes another order."""
+    wanted = order_id.strip()
+    if not wanted:
+        return False
+    for match in re.finditer(f"(?=({re.escape(wanted)}))", ref, re.IGNORECASE):
+        start, end = match.start(1), match.end(1)
+        if start > 0 and ref[start - 1].isalnum():
+            continue
+        if end == len(ref) or not ref[end].isalnum() or _capitalised_word_at(ref, end):
+            return True
+    return False
+
+
+def _capitalised_word_at(text: str, at: int) -> bool:
+    return text[at].isupper() and at + 1 < len(text) and text[at + 1].islower()
 
 
 # ---- labelled order numbers in text -----------------------------------------------------------

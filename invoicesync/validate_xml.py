@@ -182,8 +182,13 @@ def document_order_ref(root: Any) -> str | None:
     element = root.find(f"{{{CAC}}}OrderReference/{{{CBC}}}ID")
     if element is None:
         return None
-    text = (element.text or "").strip()
-    return text or None
+    return full_text(element) or None
+
+
+def full_text(element: Any) -> str:
+    """All the text inside `element`, stripped: a comment or processing instruction splitting it
+    (`<cbc:ID><!-- -->OTHER123</cbc:ID>`, whose `.text` is None) hides nothing."""
+    return "".join(element.itertext()).strip()
 
 
 def _missing_children(root: Any, root_name: str) -> FileError | None:
@@ -220,7 +225,7 @@ def embedded_order_refs(data: bytes) -> list[str]:
     for element in root.iter("{*}BuyerOrderReferencedDocument"):
         for child in element:
             if isinstance(child.tag, str) and etree.QName(child).localname in ("IssuerAssignedID", "ID"):
-                text = (child.text or "").strip()
+                text = full_text(child)
                 if text and text not in found:
                     found.append(text)
     return found

@@ -100,17 +100,29 @@ def is_nested_archive_name(name: str) -> bool:
 
 
 def check_archive(
-    stream: IO[bytes], size: int, *, max_entries: int, max_total_bytes: int, max_ratio: int
+    stream: IO[bytes],
+    size: int,
+    *,
+    max_entries: int,
+    max_total_bytes: int,
+    max_ratio: int,
+    max_entry_bytes: int | None = None,
 ) -> ArchiveCheck:
-    """Apply every safety rule to the ZIP in `stream` (seekable, `size` bytes); never raises."""
+    """Apply every safety rule to the ZIP in `stream` (seekable, `size` bytes); never raises. An entry
+    declaring more than `max_entry_bytes` (the outbox's `files.max_bytes`) makes the ZIP TooLarge."""
     try:
-        return _check(stream, size, max_entries, max_total_bytes, max_ratio)
+        return _check(stream, size, max_entries, max_total_bytes, max_ratio, max_entry_bytes)
     except Exception as exc:  # zipfile's BadZipFile, struct errors, odd ZIP64 records...
         return _unsafe("its table of contents is damaged", f"{type(exc).__name__}: {exc}")
 
 
 def _check(
-    stream: IO[bytes], size: int, max_entries: int, max_total_bytes: int, max_ratio: int
+    stream: IO[bytes],
+    size: int,
+    max_entries: int,
+    max_total_bytes: int,
+    max_ratio: int,
+    max_entry_bytes: int | None,
 ) -> ArchiveCheck:
     stream.seek(0)
     if stream.read(4) != LOCAL_MAGIC:
@@ -133,13 +145,14 @@ def _check(
         return _unsafe(f"it would unpack to {declared:,} bytes, more than the {max_total_bytes:,} allowed")
 
     seen: set[str] = set()
+    bases: dict[str, str] = {}  # folded base name -> the entry that has it
     kept: list[zipfile.ZipInfo] = []
     skipped: list[str] = []
     for info in infos:
         problem = _entry_problem(info, max_ratio)
         if problem is not None:
             return _unsafe(problem)
-        folded = unicodedata.normalize("NFC", info.orig_filename).casefold()
+        folded = _folded(info.orig_filename)
         if folded in seen:
             return _unsafe(f"the name {info.filename!r} appears twice")
         seen.add(folded)
@@ -148,6 +161,15 @@ def _check(
             continue
         if is_nested_archive_name(info.filename):
             return _unsafe(f"it contains another archive ({info.filename!r}); nested archives are refused")
+        base = _folded(info.orig_filename.rsplit("/", 1)[-1])
+        if base in bases:  # each entry is sent and filed under its base name: one order, two invoices
+            return _unsafe(
+                f"the name {info.filename.rsplit('/', 1)[-1]!r} appears twice "
+                f"({bases[base]!r} and {info.filename!r}); each file in a ZIP needs a name of its own"
+            )
+        bases[base] = info.filename
+        if max_entry_bytes is not None and info.file_size > max_entry_bytes:
+            return ArchiveCheck(error=_entry_too_large(info, max_entry_bytes))
         kept.append(info)
 
     overlap = _layout_problem(stream, infos, start_dir)
@@ -156,6 +178,23 @@ def _check(
     if not kept:  # it would go to sent/ with nothing delivered
         return _unsafe("it holds no files, only folders or system files such as __MACOSX")
     return ArchiveCheck(error=None, kept=tuple(kept), skipped=tuple(skipped))
+
+
+def _folded(name: str) -> str:
+    """A name as a file system or a marketplace may compare it: case and Unicode spelling ignored."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+
+
+def _entry_too_large(info: zipfile.ZipInfo, limit: int) -> FileError:
+    size, allowed = f"{info.file_size / 1_000_000:.1f} MB", f"{limit / 1_000_000:.1f} MB"
+    if size == allowed:
+        size, allowed = f"{info.file_size:,} bytes", f"{limit:,} bytes"
+    return file_error(
+        "TooLarge",
+        reason=f"the file {info.filename!r} inside it is {size}, "
+        f"more than the {allowed} allowed for one file",
+        detail=f"files.max_bytes: {limit}",
+    )
 
 
 def _entry_problem(info: zipfile.ZipInfo, max_ratio: int) -> str | None:

@@ -198,7 +198,7 @@ def test_close_while_a_checker_is_busy_returns_promptly(tmp_path: Path) -> None:
 def test_a_garbled_answer_is_not_a_verdict_and_the_lane_goes_on(tmp_path: Path) -> None:
     garbling = (
         "import sys\n"
-        'print(\'{"ready": true}\', flush=True)\n'
+        "print('{\"ready\": true}', flush=True)\n"
         "sys.stdin.readline()\n"
         'print("this is not JSON", flush=True)\n'
         "sys.stdin.read()\n"
