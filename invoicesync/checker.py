@@ -29,6 +29,17 @@ from invoicesync.model import FileError
 from invoicesync.validate import Rules, SchemaUnavailable, self_test
 
 PR_SET_PDEATHSIG = 1
+# A checker's address space, at most: what a hostile file can make it take. Past it, the allocation fails,
+# MemoryError is the file's TooLarge (`validate.judge`), and the checker goes on with the next file.
+MAX_MEMORY_BYTES = 2 * 1024**3
+
+
+def limit_memory(max_bytes: int) -> None:
+    """Cap this process's address space at `max_bytes` (never raising a hard limit set from outside)."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        max_bytes = min(max_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (max_bytes, hard))
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -116,6 +127,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if argv:
         _die_with_parent(int(argv[0]))
+    limit_memory(MAX_MEMORY_BYTES)
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # a library's stray print() must not garble the answers
     try:

@@ -1,11 +1,11 @@
 """rootlock (shell): one daemon per outbox root, whatever its state directory or host.
 
 Two daemons on one root would adopt each other's files in `.processing/` and send them twice. Each root
-holds `<root>/.invoicesync.lock` (beside the four folders, hidden): an exclusive flock for as long as the daemon runs, and
-inside it who holds it (host, pid, state_dir) and when it last said so. flock is not reliable on every
-share (NFS and SMB may grant it to two hosts), so the content counts too: a lock refreshed by another
-holder within `STALE_SECONDS` is respected even when flock was granted; one not refreshed for that long
-(its daemon died, its host is gone) is taken over, and said so.
+holds `<root>/.invoicesync.lock` (beside the four folders, hidden): an exclusive flock for as long as
+the daemon runs, and inside it who holds it (host, pid, state_dir) and when it last said so. flock is
+not reliable on every share (NFS and SMB may grant it to two hosts), so the content counts too: a lock
+refreshed by another holder within `STALE_SECONDS` is respected even when flock was granted; one not
+refreshed for that long (its daemon died, its host is gone) is taken over, and said so.
 """
 
 from __future__ import annotations

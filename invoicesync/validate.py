@@ -154,6 +154,11 @@ def judge(file_name: str, order_id: str | None, stream: BinaryIO, size: int, rul
         raise
     except OSError as exc:
         return Verdict(kind=kind, error=unreadable(exc))
+    except MemoryError:  # out of memory under the checker's limit: the file is too much to check, not passed
+        return Verdict(
+            kind=kind,
+            error=file_error("TooLarge", reason="checking it takes more memory than a checker may use"),
+        )
     except Exception as exc:  # a last net: a verdict, never a crash of the outbox loop
         code = {"pdf": "InvalidPdf", "xml": "InvalidXml", "zip": "UnsafeArchive"}[kind]
         return Verdict(kind=kind, error=file_error(code, detail=f"{type(exc).__name__}: {exc}"))

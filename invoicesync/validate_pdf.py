@@ -25,8 +25,8 @@ import re
 import zlib
 from typing import BinaryIO
 
-from pypdf import PdfReader
-from pypdf.errors import DependencyError, PyPdfError
+from pypdf import PdfReader, apply_configuration
+from pypdf.errors import DependencyError, LimitReachedError, PyPdfError
 
 from invoicesync.messages import file_error
 from invoicesync.model import FileError, Verdict
@@ -38,6 +38,7 @@ logging.getLogger("pypdf").setLevel(logging.CRITICAL)
 VERSIONS = frozenset({b"1.0", b"1.1", b"1.2", b"1.3", b"1.4", b"1.5", b"1.6", b"1.7", b"2.0"})
 TRAILING = b" \t\r\n\x0c\x00"
 MAX_ATTACHMENTS = 20
+MAX_STREAM_BYTES = 32_000_000  # what one stream may decompress to (pypdf's default is 75 MB)
 DAMAGED = (PyPdfError, zlib.error)  # pypdf's own verdicts on the bytes, and broken compressed streams
 
 
@@ -70,13 +71,26 @@ def judge_pdf(
     """The verdict on the bytes of a .pdf file, in memory or as a seekable stream (pypdf then reads only
     the parts it needs: a large scan is never held whole in memory); never raises."""
     try:
-        error, order_named = _check(data, order_id, labels, pages_for_text, max_pages)
+        with apply_configuration(zlib_maximum_output_length=MAX_STREAM_BYTES):
+            error, order_named = _check(data, order_id, labels, pages_for_text, max_pages)
+    except LimitReachedError as exc:
+        error, order_named = _too_much(exc), None
+    except MemoryError:
+        raise  # `judge` makes it the file's TooLarge, never a pass
     except Exception as exc:  # whatever the bytes do to pypdf, the file gets a verdict
         error = file_error(
             "InvalidPdf", reason="its internal structure is broken", detail=f"{type(exc).__name__}: {exc}"
         )
         order_named = None
     return Verdict(kind="pdf", error=error, order_named=order_named)
+
+
+def _too_much(exc: LimitReachedError) -> FileError:
+    return file_error(
+        "TooLarge",
+        reason="a part of it unpacks to more than this service reads of one file",
+        detail=f"{type(exc).__name__}: {exc}",
+    )
 
 
 def _invalid(reason: str, exc: BaseException | None = None) -> FileError:
@@ -107,12 +121,16 @@ def _check(
         encrypted = reader.is_encrypted
     except DependencyError as exc:
         return file_error("EncryptedPdf", detail=f"{type(exc).__name__}: {exc}"), None
+    except (LimitReachedError, MemoryError):
+        raise
     except Exception as exc:
         return _invalid("its internal structure is broken", exc), None
     if encrypted:
         return file_error("EncryptedPdf"), None
     try:
         page_count = len(reader.pages)
+    except (LimitReachedError, MemoryError):
+        raise
     except Exception as exc:
         return _invalid("its list of pages is broken", exc), None
     if page_count == 0:
@@ -125,10 +143,14 @@ def _check(
     for index in range(min(pages_for_text, page_count)):
         try:
             page = reader.pages[index]
+        except (LimitReachedError, MemoryError):
+            raise
         except Exception as exc:
             return _invalid(f"page {index + 1} cannot be found", exc), None
         try:
             text = page.extract_text()
+        except (LimitReachedError, MemoryError):
+            raise
         except DAMAGED as exc:  # the page's data itself is corrupt
             return _invalid(f"page {index + 1} cannot be read", exc), None
         except Exception:  # pypdf tripping over an odd but valid font or layout: no text, no verdict
@@ -139,20 +161,29 @@ def _check(
 
 
 def _attached_order_refs(reader: PdfReader) -> list[str]:
-    """Order references of embedded .xml files; a broken attachment names nothing (no verdict)."""
+    """Order references of embedded .xml files; a broken attachment names nothing (no verdict). Only
+    attachments named .xml are decompressed, at most MAX_ATTACHMENTS of them, each within the bound set
+    in `judge_pdf`: one too large to read raises LimitReachedError (the file is TooLarge, not passed)."""
     found: list[str] = []
     try:
-        attachments = list(reader.attachments.items())[:MAX_ATTACHMENTS]
+        attachments = [entry for entry in reader.attachment_list if entry.name.lower().endswith(".xml")]
+    except (LimitReachedError, MemoryError):
+        raise
     except Exception:
         return found
-    for name, contents in attachments:
-        if not name.lower().endswith(".xml"):
+    for attachment in attachments[:MAX_ATTACHMENTS]:
+        try:
+            content = attachment.content
+        except (LimitReachedError, MemoryError):
+            raise
+        except Exception:  # a broken stream is not the PDF's verdict
             continue
-        for content in contents[:MAX_ATTACHMENTS]:
-            try:
-                found.extend(embedded_order_refs(content))
-            except Exception:  # an odd embedded XML is not the PDF's verdict
-                continue
+        try:
+            found.extend(embedded_order_refs(content))
+        except MemoryError:
+            raise
+        except Exception:  # an odd embedded XML is not the PDF's verdict
+            continue
     return found
 
 

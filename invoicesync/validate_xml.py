@@ -149,6 +149,8 @@ def same_order(a: str, b: str) -> bool:
 def _syntax(exc: etree.XMLSyntaxError) -> FileError:
     line = getattr(exc, "lineno", None)
     where = f" (line {line})" if line else ""
+    if "Excessive depth" in str(exc):  # lxml's limit of 256 levels; its message also says "HUGE"
+        return _invalid(f"its elements are nested too deeply{where} (more than 256 levels)", exc)
     if "Resource limit exceeded" in str(exc) or "huge" in str(exc).lower():
         return _invalid(
             f"a part of it{where} is larger than the XML parser's safety limit (10 MB for one "
