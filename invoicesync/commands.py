@@ -14,7 +14,7 @@ import re
 import sqlite3
 import sys
 import tempfile
-from datetime import datetime
+from datetime import UTC, datetime
 from datetime import time as day_time
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ EXIT_OK, EXIT_FAILED = 0, 1
 def check(config: Config, *, online: bool) -> int:
     """Configuration (already loaded), folders, filesystems, permissions, the XSDs; `online`: a token."""
     problems: list[str] = []
-    notes: list[str] = []
+    notes = [f"warning: {warning}" for warning in config.warnings]
     try:
         self_test()
     except Exception as exc:
@@ -197,7 +197,7 @@ def _outbox_status(
             " AND NOT (ext = 'zip' AND origin_id IS NULL"
             " AND EXISTS (SELECT 1 FROM items AS entry WHERE entry.origin_id = items.item_id))"
             " GROUP BY outcome",
-            (name, midnight.astimezone().astimezone(tz=None).isoformat()),
+            (name, midnight.astimezone(UTC).isoformat()),  # finished_at is stored in UTC
         ):
             sent, failed = (count, failed) if outcome == "sent" else (sent, count)
     info = live.get("outboxes", {}).get(name, {}) if isinstance(live, dict) else {}

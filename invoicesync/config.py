@@ -10,10 +10,13 @@ for plainly non-secret keys (numbers, sizes, durations, choices), and then as wr
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import math
 import os
 import re
+import stat
+import urllib.parse
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +31,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -160,7 +164,26 @@ def _url(value: Any, *, sandbox_allowed: bool) -> str:
         raise ValueError(
             'must be "sandbox" or an http(s) URL' if sandbox_allowed else "must be an http(s) URL"
         )
+    if text.lower().startswith("http://") and not is_loopback_url(text):
+        raise ValueError(
+            "must start with https:// (plain http:// would send the secret and the invoices unencrypted; "
+            "it is allowed only for this machine, 127.0.0.1 or localhost)"
+        )
     return text.rstrip("/")
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when `url` names this machine (localhost, 127.0.0.0/8, ::1): nothing leaves it."""
+    try:
+        host = urllib.parse.urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _absolute_path(value: Any, info: ValidationInfo) -> Path:
@@ -367,10 +390,16 @@ class Config(_Settings):
     log: LogSettings = Field(default_factory=LogSettings)
     outboxes: Annotated[tuple[OutboxSettings, ...], BeforeValidator(_not_empty)]
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    _warnings: tuple[str, ...] = PrivateAttr(default=())
 
     @property
     def uses_sandbox(self) -> bool:
         return any(box.octopia.base_url == SANDBOX for box in self.outboxes)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What is unsafe but allowed in the file as loaded (said by `check` and at start)."""
+        return self._warnings
 
 
 # -- loading ----------------------------------------------------------------------------------------
@@ -636,7 +665,29 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None, cwd: Pa
     if found:
         problems = list(dict.fromkeys(message for _, message in sorted(found, key=_sort_key)))
         raise ConfigError(str(path), problems)
+    config._warnings = tuple(_exposure_warnings(source, raw))
     return config
+
+
+def _exposure_warnings(source: Path, raw: dict[str, Any]) -> list[str]:
+    """A client secret written in a file every user of the machine may read."""
+    try:
+        readable_by_all = bool(source.stat().st_mode & stat.S_IROTH)
+    except OSError:
+        return []
+    outboxes = raw.get("outboxes")
+    if not readable_by_all or not isinstance(outboxes, list):
+        return []
+    warnings = []
+    for index, box in enumerate(outboxes):
+        octopia = box.get("octopia") if isinstance(box, dict) else None
+        secret = octopia.get("client_secret") if isinstance(octopia, dict) else None
+        if isinstance(secret, str) and not _VARIABLE.search(secret):
+            warnings.append(
+                f"outboxes[{index}].octopia.client_secret is written in {source}, which every user of this "
+                f"machine may read: run `chmod o-r {source}`, or move the secret to client_secret_file"
+            )
+    return warnings
 
 
 __all__ = [

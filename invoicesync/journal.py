@@ -532,25 +532,3 @@ class Journal:
                 "UPDATE batches SET state = 'done', raw = COALESCE(?, raw) WHERE batch_id = ?",
                 (None if raw is None else json.dumps(raw, ensure_ascii=False), batch_id),
             )
-
-    # -- status ------------------------------------------------------------------------------
-
-    def counts(self, outbox: str, *, since: datetime) -> dict[str, Any]:
-        """Figures for `invoicesync status`, from open rows and today's finished ones only."""
-        states = dict(
-            self._db.execute(
-                "SELECT state, COUNT(*) FROM items WHERE outbox = ? AND state != 'finished' GROUP BY state",
-                (outbox,),
-            ).fetchall()
-        )
-        finished = dict(
-            self._db.execute(
-                "SELECT outcome, COUNT(*) FROM items WHERE outbox = ? AND state = 'finished'"
-                " AND finished_at >= ? AND ext != 'zip' GROUP BY outcome",
-                (outbox, since.astimezone(UTC).isoformat()),
-            ).fetchall()
-        )
-        oldest = self._db.execute(
-            "SELECT MIN(sent_at) FROM batches WHERE outbox = ? AND state != 'done'", (outbox,)
-        ).fetchone()[0]
-        return {"states": states, "finished": finished, "oldest_in_flight": oldest}

@@ -191,6 +191,8 @@ class Service:
                 if box.root.is_dir():
                     self._lock_root(box.root)
             self._trust_journal()
+            for warning in self.config.warnings:
+                self.log.warning("config_secret_exposed", problem=warning)
             self._start()
             self.notifier.ready()
             self.log.info("service_ready", outboxes=len(self._loops), once=self.once)
@@ -403,8 +405,12 @@ class Service:
             self.log.error("reload_failed", reason="state_dir cannot change on reload; restart the service")
             return
         previous = self.config
+        for warning in config.warnings:
+            self.log.warning("config_secret_exposed", problem=warning)
         self.notifier.reloading()
         self._stop_loops()
+        if self._stop.is_set():  # SIGTERM while the loops finished their step: no new loops to stop again
+            return
         self.config = config
         self._loops = []
         try:
@@ -451,10 +457,11 @@ class Service:
             loop.stop.set()
             loop.wake.set()
         for loop in self._loops:
+            # No time limit: a loop mid-upload finishes that exchange (bounded by its deadline; SIGTERM cuts
+            # it short) before its journal closes, so a reload never runs two loops on one outbox.
             if loop.thread is not None:
-                loop.thread.join(timeout=60)
-            if loop.thread is None or not loop.thread.is_alive():  # else it still owns its checks
-                loop.worker.intake.abandon_checks()
+                loop.thread.join()
+            loop.worker.intake.abandon_checks()
             loop.watcher.stop()
             loop.marketplace.close()
             loop.journal.close()
