@@ -166,6 +166,8 @@ class Service:
         self._mounts: dict[Path, str | None] = {}  # each root prepared once, with its mount at the time
         self._final_tally = {"sent": 0, "failed": 0, "waiting": 0}
         self._checkers = Checkers(log=self.log)  # content checks, shared by every outbox
+        self._running = False
+        self._running_lock = threading.RLock()
 
     # -- control from signal handlers --------------------------------------------------------
 
@@ -173,7 +175,9 @@ class Service:
         """SIGTERM: stop at a safe point; a request in progress is cut short (within a second), its outcome
         left to the journal's protocol (an upload whose answer is lost is looked up at the next start)."""
         self._stop.set()
-        abort_all()
+        with self._running_lock:  # re-entrant: the handler may run in the thread that holds it
+            if self._running:  # after `run` ended, cutting requests short would hit the next service
+                abort_all()
         for loop in self._loops:
             loop.wake.set()
 
@@ -184,8 +188,10 @@ class Service:
 
     def run(self, reload_config: Callable[[], Config] | None = None) -> dict[str, int]:
         """Run until stopped (or, with `once`, until idle). Returns the tally of finished files."""
-        resume_all()  # requests cut short by an earlier stop in this process may run again
         lock = acquire_lock(self.config.state_dir)
+        with self._running_lock:
+            self._running = True
+            resume_all()  # requests cut short by an earlier stop in this process may run again
         try:
             for box in self.config.outboxes:  # another daemon on a root is the first thing to know
                 if box.root.is_dir():
@@ -204,6 +210,9 @@ class Service:
                 root_lock.release()
             self._root_locks.clear()
             lock.close()
+            with self._running_lock:
+                self._running = False
+                resume_all()
         return self._final_tally
 
     def _lock_root(self, root: Path) -> None:

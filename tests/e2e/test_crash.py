@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from invoicesync.sandbox import Sandbox, SandboxOptions
+from invoicesync.service import JOURNAL_NAME
 from tests.badfiles import sample_pdf, sample_ubl
 from tests.conftest import wait_for
 from tests.e2e.conftest import Daemon, invoicesync
@@ -109,20 +110,28 @@ def test_the_same_bytes_twice_is_a_duplicate_naming_the_earlier_import(tmp_path:
 def test_files_claimed_before_a_crash_are_adopted(
     tmp_path: Path, start_daemon: Callable[[Path], Daemon]
 ) -> None:
-    """A file renamed into .processing/<host>/ whose journal row never got written (crash between)."""
+    """A file renamed into .processing/<host>/ whose journal row never got written (crash between), under
+    this host's name or an earlier one (a container's changes at each restart): the root lock makes every
+    claim on the root this daemon's, and a journal missing with claims present refuses the start."""
     import socket
 
     config = write_config(tmp_path)
     root = tmp_path / "shop"
+    first = start_daemon(config)  # the journal exists: only the rows of these claims are missing
+    wait_for(lambda: (tmp_path / "state" / JOURNAL_NAME).exists(), timeout_seconds=30, what="journal made")
+    assert first.terminate() == 0
     processing = root / ".processing" / socket.gethostname()
-    processing.mkdir(parents=True)
+    processing.mkdir(parents=True, exist_ok=True)
     (processing / "0123456789abcdef__ADOP0001.pdf").write_bytes(sample_pdf("ADOP0001"))
     other_host = root / ".processing" / "another-host"
     other_host.mkdir()
     (other_host / "fedcba9876543210__OTHR0001.pdf").write_bytes(sample_pdf("OTHR0001"))
     daemon = start_daemon(config)
-    wait_for(lambda: files_in(root, "sent") == ["ADOP0001.pdf"], timeout_seconds=30, what="adopted file sent")
+    wait_for(
+        lambda: files_in(root, "sent") == ["ADOP0001.pdf", "OTHR0001.pdf"],
+        timeout_seconds=30,
+        what="adopted files sent",
+    )
     assert daemon.terminate() == 0
-    assert (other_host / "fedcba9876543210__OTHR0001.pdf").exists()  # never touch another host's claims
-    assert leftovers(root) == ["another-host/fedcba9876543210__OTHR0001.pdf"]
+    assert leftovers(root) == []
     assert httpx is not None

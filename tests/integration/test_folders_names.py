@@ -38,6 +38,8 @@ def named(tmp_path: Path) -> int:
     try:
         query = "SELECT COUNT(*) FROM items WHERE state = 'decided' AND dest_name IS NOT NULL"
         return int(db.execute(query).fetchone()[0])
+    except sqlite3.OperationalError:  # made, its tables not yet
+        return 0
     finally:
         db.close()
 
