@@ -1,8 +1,10 @@
 """cli (shell): subcommands, exit codes, one clear sentence per error (PRODUCT §5).
 
 Exit 0 when the job was done (files in failed/ are a normal outcome), 2 for a configuration error,
-1 when the service could not do its job. An `InvoicesyncError` is printed as its sentence with no
-traceback; anything else gets one line, the traceback only at debug level.
+1 when the service could not do its job, 3 when `once` ended with files not finished (its --wait ran
+out, or it was stopped): they stay where they are, and the next run goes on with them. An
+`InvoicesyncError` is printed as its sentence with no traceback; anything else gets one line, the
+traceback only at debug level.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import TextIO, cast
 
 import structlog
 
@@ -24,7 +27,8 @@ from invoicesync.config import Config, default_config_path, load_config
 from invoicesync.errors import ConfigError, InvoicesyncError
 from invoicesync.logs import configure_logging
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_UNFINISHED = 0, 1, 2, 3
+ONCE_WAIT_SECONDS = 600.0  # `once` in cron must end: a marketplace out of reach is not waited for all day
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +49,15 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     with_config("run", "run the daemon in the foreground (SIGTERM stops, SIGHUP reloads)")
-    with_config("once", "process what is in the outboxes now, wait for its imports, exit")
+    once = with_config("once", "process what is in the outboxes now, wait for its imports, exit")
+    once.add_argument(
+        "--wait",
+        type=_wait_seconds,
+        default=ONCE_WAIT_SECONDS,
+        metavar="SECONDS",
+        help=f"stop after this long, leaving unfinished files where they are; exit {EXIT_UNFINISHED} "
+        f"(default {ONCE_WAIT_SECONDS:g})",
+    )
     check = with_config("check", "check configuration, folders, filesystems and permissions")
     check.add_argument("--online", action="store_true", help="also get a marketplace token")
     status = with_config("status", "show each outbox: waiting, in flight, sent and failed today")
@@ -89,6 +101,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _wait_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}")
+    return seconds
+
+
 def _load(path: Path | None) -> Config:
     return load_config(path or default_config_path(os.environ))
 
@@ -116,20 +138,24 @@ def _dispatch(args: argparse.Namespace) -> int:
         configure_logging(format="auto", level="info")
         return commands.sandbox(args, _load(args.config) if args.config else None)
     config = _load(args.config)
-    configure_logging(format=config.log.format, level=config.log.level)
+    progress = _Progress() if args.command == "once" and sys.stderr.isatty() else None
+    configure_logging(
+        format=config.log.format,
+        level=config.log.level,
+        stream=None if progress is None else cast(TextIO, progress),  # the log lines go round the line
+    )
     if args.command == "check":
         return commands.check(config, online=args.online)
     if args.command == "status":
         return commands.status(config, as_json=args.json)
-    return _serve(config, args)
+    return _serve(config, args, progress)
 
 
-def _serve(config: Config, args: argparse.Namespace) -> int:
+def _serve(config: Config, args: argparse.Namespace, progress: _Progress | None) -> int:
     from invoicesync.service import Service
 
     once = args.command == "once"
-    progress = _Progress() if once and sys.stderr.isatty() else None
-    service = Service(config, once=once, on_progress=progress)
+    service = Service(config, once=once, once_wait_seconds=args.wait if once else None, on_progress=progress)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         service.request_stop()
@@ -151,28 +177,52 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
     if progress is not None:
         progress.end()
     if once:
-        print(f"sent={tally['sent']} failed={tally['failed']} waiting={tally['waiting']}")
+        print(" ".join(f"{key}={count}" for key, count in tally.items()))  # sent failed in_flight waiting
+        for line in service.unfinished():
+            print(line, file=sys.stderr)
         if service.blocked_outboxes():
             return EXIT_FAILED
+        if tally["in_flight"] or tally["waiting"]:  # time up, or stopped: run `once` again later
+            return EXIT_UNFINISHED
     return EXIT_OK
 
 
 class _Progress:
-    """One line on the terminal, rewritten in place while `once` works."""
+    """One line on the terminal (stderr), rewritten in place while `once` works. Log lines are written
+    through it too: the progress line is cleared before each and drawn again after it."""
 
     def __init__(self) -> None:
         self._last = ""
+        self._out = sys.stderr
 
     def __call__(self, tally: dict[str, int]) -> None:
-        line = f"in progress={tally['waiting']} sent={tally['sent']} failed={tally['failed']}"
+        line = " ".join(f"{key}={count}" for key, count in tally.items())
         if line != self._last:
-            sys.stderr.write(f"\r{line}\x1b[K")
-            sys.stderr.flush()
+            self._out.write(f"\r{line}\x1b[K")
+            self._out.flush()
             self._last = line
+
+    def write(self, text: str) -> int:
+        if self._last:
+            self._out.write("\r\x1b[K")
+        self._out.write(text)
+        if self._last and text.endswith("\n"):
+            self._out.write(self._last)
+        return len(text)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def isatty(self) -> bool:
+        return self._out.isatty()
+
+    def fileno(self) -> int:
+        return self._out.fileno()
 
     def end(self) -> None:
         if self._last:
-            sys.stderr.write("\n")
+            self._out.write("\r\x1b[K")
+            self._out.flush()
 
 
 def _timestamp(epoch: float | None) -> str | None:

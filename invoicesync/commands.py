@@ -56,7 +56,13 @@ def check(config: Config, *, online: bool) -> int:
     for box in config.outboxes:
         folders = Folders(box.root, "check")
         if not box.root.exists():
-            notes.append(f"outbox {box.name!r}: root {box.root} does not exist yet; it is created at start")
+            if box.create_root:
+                notes.append(f"outbox {box.name!r}: root {box.root} does not exist yet; it is made at start")
+            else:
+                problems.append(
+                    f"outbox {box.name!r}: root {box.root} does not exist: is the share mounted, or is "
+                    "`root` mistyped? It is never created unless the outbox says create_root: true"
+                )
             continue
         if not box.root.is_dir():
             problems.append(f"outbox {box.name!r}: root {box.root} is not a folder")

@@ -354,6 +354,7 @@ class PollSettings(_Settings):
 class OutboxSettings(_Settings):
     name: Annotated[str, BeforeValidator(_outbox_name)]
     root: AbsolutePath
+    create_root: bool = False  # a missing root is a typo or a share not mounted: never made unless asked
     marketplace: Literal["octopia"] = "octopia"
     octopia: OctopiaSettings
     files: FileSettings = Field(default_factory=FileSettings)

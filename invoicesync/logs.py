@@ -1,8 +1,9 @@
 """logs (shell): structlog set-up: console on a terminal, JSON lines otherwise; secrets redacted.
 
-Events are stable snake_case names with flat keys (`batch_uploaded outbox=cdiscount files=3`). Under
-systemd, when stdout is the journal stream, each JSON line starts with its syslog priority (`<6>{...}`) so
-`journalctl -p err` works; piped output stays pure JSON lines.
+Events are stable snake_case names with flat keys (`batch_uploaded outbox=cdiscount files=3`), written to
+stderr: stdout is left to what a command prints as its result (`once`'s summary, `status`), so that
+`invoicesync once | jq` reads only that. Under systemd, when stderr is the journal stream, each JSON line
+starts with its syslog priority (`<6>{...}`) so `journalctl -p err` works; piped output stays pure JSON.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def configure_logging(
     environ: Mapping[str, str] | None = None,
 ) -> None:
     """Set up structlog for the process; safe to call again (a reload may change the level)."""
-    out = sys.stdout if stream is None else stream
+    out = sys.stderr if stream is None else stream
     env = os.environ if environ is None else environ
     as_json = format == "json" or (format == "auto" and not out.isatty())
     processors: list[Processor] = [

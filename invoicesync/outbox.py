@@ -202,6 +202,9 @@ class Folders:
     ignore: tuple[str, ...] = ()
     _subfolders_logged: set[str] = field(default_factory=set)
     mount: str | None = None  # the mount point holding the root at start-up (None: not known)
+    create_root: bool = False  # else a missing root is waited for, said, and never made
+    lock: Callable[[Path], None] | None = None  # takes the root's lock (rootlock) before it is used
+    prepared: bool = False
 
     @functools.cached_property
     def outbox(self) -> Path:
@@ -225,16 +228,23 @@ class Folders:
         return (self.outbox, self.sent, self.failed, self.root / ".processing", self.processing)
 
     def prepare(self) -> bool:
-        """At start-up: create the missing folders (the root too, on a first run) and check they share one
-        filesystem, since renames must be atomic. True when the root itself had to be created. A folder
-        that is a link is neither followed nor made inside: `unavailable` refuses it, loudly."""
-        created = not self.root.exists()
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ServiceError(f"The outbox root {self.root} cannot be created: {exc.strerror}.") from None
+        """At start-up: lock the root, create the missing folders (the root only with `create_root`) and
+        check they share one filesystem, since renames must be atomic. True when the root itself had to be
+        created; a missing root is left to `unavailable`, which says so and prepares it once it is there.
+        A folder that is a link is neither followed nor made inside: `unavailable` refuses it, loudly."""
+        created = False
+        if not os.path.lexists(self.root):
+            if not self.create_root:
+                return False
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ServiceError(f"The outbox root {self.root} cannot be made: {exc.strerror}.") from None
+            created = True
         if not self.root.is_dir():
             raise ServiceError(f"The outbox root {self.root} is not a folder; fix `root`.")
+        if self.lock is not None:
+            self.lock(self.root)
         usable = []
         for folder in self.folders:
             if folder.parent != self.root and folder.parent not in usable:
@@ -249,6 +259,7 @@ class Folders:
             raise ServiceError(f"{listed} must all be on one filesystem so files can be moved atomically.")
         found = mount_of(self.root)
         self.mount = None if found is None else found[0]
+        self.prepared = True
         return created
 
     def unavailable(self) -> str | None:
@@ -258,6 +269,16 @@ class Folders:
         at start-up, is an unmounted share, and folders made now would land on the disk beneath it.
         Sub-folders missing from a root that is there, on its own mount, are made again, as at start-up.
         """
+        if not self.prepared:
+            if not os.path.lexists(self.root):
+                return (
+                    f"the outbox root {self.root} does not exist: is the share mounted, or is `root` "
+                    "mistyped? It is never created (unless create_root: true); files wait for it."
+                )
+            try:
+                self.prepare()
+            except (ServiceError, OSError) as exc:
+                return str(exc)
         if self.mount is not None:
             found = mount_of(self.root)
             if found is not None and found[0] != self.mount:

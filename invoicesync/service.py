@@ -144,6 +144,7 @@ class Service:
         config: Config,
         *,
         once: bool = False,
+        once_wait_seconds: float | None = None,
         notifier: Notifier | None = None,
         on_progress: Callable[[dict[str, int]], None] | None = None,
         marketplace_for: Callable[[OutboxSettings, Sandbox | None], Marketplace] = make_marketplace,
@@ -151,6 +152,7 @@ class Service:
         self.config = config
         self.marketplace_for = marketplace_for  # the seam to each outbox's marketplace
         self.once = once
+        self.once_wait_seconds = once_wait_seconds  # `once` stops after this long, leaving what is unfinished
         self.notifier = notifier or Notifier()
         self.on_progress = on_progress
         self.log = structlog.get_logger("invoicesync")
@@ -164,7 +166,7 @@ class Service:
         self._status_written: dict[str, Any] = {}
         self._status_troubles: list[str] | None = None  # what systemd's STATUS= last said
         self._mounts: dict[Path, str | None] = {}  # each root prepared once, with its mount at the time
-        self._final_tally = {"sent": 0, "failed": 0, "waiting": 0}
+        self._final_tally = {"sent": 0, "failed": 0, "in_flight": 0, "waiting": 0}
         self._checkers = Checkers(log=self.log)  # content checks, shared by every outbox
         self._running = False
         self._running_lock = threading.RLock()
@@ -245,8 +247,24 @@ class Service:
     def tally(self) -> dict[str, int]:
         sent = sum(loop.worker.tally.sent for loop in self._loops)
         failed = sum(loop.worker.tally.failed for loop in self._loops)
-        waiting = sum(loop.worker.tally.open + loop.worker.intake.waiting_empty for loop in self._loops)
-        return {"sent": sent, "failed": failed, "waiting": waiting}
+        in_flight = sum(loop.worker.tally.open for loop in self._loops)  # claimed, as `status` says
+        waiting = sum(loop.worker.intake.waiting_empty for loop in self._loops)  # still in outbox/ (empty)
+        return {"sent": sent, "failed": failed, "in_flight": in_flight, "waiting": waiting}
+
+    def unfinished(self) -> list[str]:
+        """Per outbox with files not finished: how many, and why (a pause, a problem, the last error)."""
+        lines = []
+        for loop in self._loops:
+            waiting = loop.worker.tally.open + loop.worker.intake.waiting_empty
+            if waiting:
+                why = (
+                    loop.worker.delivery.paused_reason
+                    or self._problem(loop)
+                    or loop.worker.delivery.last_error
+                    or "still in progress (checks, uploads or imports not finished)"
+                )
+                lines.append(f"outbox {loop.worker.name!r}: {waiting} file(s) not finished: {why}")
+        return lines
 
     def blocked_outboxes(self) -> list[str]:
         """Outboxes stopped for a reason a person must fix (credentials, seller, folders, state_dir)."""
@@ -286,12 +304,20 @@ class Service:
         # A root already prepared (a reload) is not prepared again: its share may be unmounted now, and
         # folders made then would land on the disk beneath; its health check waits for it instead.
         known = box.root in self._mounts
-        folders = Folders(box.root, self.host, ignore=box.files.ignore, mount=self._mounts.get(box.root))
+        folders = Folders(
+            box.root,
+            self.host,
+            ignore=box.files.ignore,
+            mount=self._mounts.get(box.root),
+            create_root=box.create_root,
+            lock=self._lock_root,
+            prepared=known,
+        )
         if not known:
             if folders.prepare():
                 self.log.info("outbox_root_created", outbox=box.name, root=str(box.root))
-            self._mounts[box.root] = folders.mount
-        self._lock_root(box.root)
+            if folders.prepared:  # else its health says the root is missing, and prepares it when it is there
+                self._mounts[box.root] = folders.mount
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         journal = Journal(self.config.state_dir / JOURNAL_NAME)
         bundle_dir = self.config.state_dir / "bundles"
@@ -383,8 +409,14 @@ class Service:
 
     def _supervise(self, reload_config: Callable[[], Config] | None) -> None:
         interval = self.notifier.watchdog_interval_seconds()
+        started = time.monotonic()
         while not self._stop.is_set():
             if self.once and all(loop.done for loop in self._loops):
+                return
+            waited = time.monotonic() - started
+            if self.once and self.once_wait_seconds is not None and waited >= self.once_wait_seconds:
+                self.log.warning("once_time_up", wait_seconds=self.once_wait_seconds, **self.tally())
+                self.request_stop()  # requests in progress are cut short; the journal settles them
                 return
             if self._reload.is_set() and reload_config is not None:
                 self._reload.clear()

@@ -4,7 +4,7 @@
 with start_sandbox() as sandbox:
     config = sandbox_config(tmp_path, sandbox)
     result = run_once(config, cwd=tmp_path)
-    events(result.stdout)  # the daemon's JSON log lines, as dicts
+    events(result.stderr)  # the daemon's JSON log lines, as dicts
     sandbox.received()  # every file the marketplace got
 ```
 """

@@ -50,7 +50,7 @@ def test_lost_answers_are_found_not_resent(tmp_path: Path) -> None:
     assert len(files_in(root, "sent")) == 200 and files_in(root, "failed") == []
     counts = Counter((entry["orderId"], entry["sha256"]) for entry in received)
     assert max(counts.values()) == 1 and len(counts) == 200
-    assert "lost_upload_found" in result.stdout
+    assert "lost_upload_found" in result.stderr
 
 
 def test_correction_dropped_while_the_first_is_running_stays_attached(tmp_path: Path) -> None:

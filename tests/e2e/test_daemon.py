@@ -104,7 +104,7 @@ def test_once_prints_a_summary_line(tmp_path: Path) -> None:
     drop(tmp_path / "shop", "SUMM0002.pdf", sample_pdf("SUMM0002"))
     result = invoicesync("once", "-c", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "sent=1 failed=1 waiting=0"
+    assert result.stdout.strip().splitlines()[-1] == "sent=1 failed=1 in_flight=0 waiting=0"
 
 
 def _checker_pids(output: str) -> list[int]:
@@ -161,10 +161,10 @@ def test_checks_that_cannot_run_refuse_no_file_and_once_says_so(tmp_path: Path) 
     result = invoicesync("once", "-c", str(config), cwd=tmp_path, env={"PYTHONPATH": str(broken)})
     assert result.returncode == 1, result.stdout[-2000:]
     assert "Traceback" not in result.stdout + result.stderr
-    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     unavailable = [event for event in events if event["event"] == "checks_unavailable"]
     assert len(unavailable) == 1 and "this pypdf is broken on purpose" in unavailable[0]["reason"]
-    assert result.stdout.strip().splitlines()[-1] == "sent=0 failed=0 waiting=2"
+    assert result.stdout.strip().splitlines()[-1] == "sent=0 failed=0 in_flight=2 waiting=0"
     assert files_in(root, "failed") == [] and len(leftovers(root)) == 2
     mended = invoicesync("once", "-c", str(config), cwd=tmp_path)
     assert mended.returncode == 0, mended.stdout[-2000:]
@@ -183,4 +183,4 @@ def test_a_file_whose_check_takes_too_long_fails_and_the_others_go_on(tmp_path: 
     assert error["code"] == "TooLarge"
     assert error["message"] == "The file is too large: checking it took longer than 1 s."
     assert error["detail"] == "time limit 1 s"
-    assert '"check_timed_out"' in result.stdout
+    assert '"check_timed_out"' in result.stderr

@@ -56,7 +56,7 @@ def test_a_secret_in_a_file_everyone_may_read_is_warned_about(tmp_path: Path) ->
     drop(tmp_path / "shop", "WARN0001.pdf", sample_pdf("WARN0001"))
     ran = invoicesync("once", "-c", str(config), cwd=tmp_path)
     assert ran.returncode == 0, ran.stdout[-2000:]
-    events = [json.loads(line) for line in ran.stdout.splitlines() if line.startswith("{")]
+    events = [json.loads(line) for line in ran.stderr.splitlines() if line.startswith("{")]
     exposed = [event for event in events if event["event"] == "config_secret_exposed"]
     assert len(exposed) == 1 and exposed[0]["level"] == "warning"
     assert SECRET not in ran.stdout + ran.stderr

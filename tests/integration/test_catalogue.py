@@ -76,6 +76,7 @@ def test_every_catalogue_case_ends_where_its_code_says(tmp_path: Path) -> None:
     for folder, suffix in (("sent", ".receipt.json"), ("failed", ".error.json")):
         assert files_in(root, folder) == sorted(expected[folder])
         assert all((root / folder / f"{name}{suffix}").is_file() for name in files_in(root, folder))
-    summary = f"sent={len(expected['sent']) - containers_sent} failed={len(expected['failed'])} waiting=0"
+    sent, failed = len(expected["sent"]) - containers_sent, len(expected["failed"])
+    summary = f"sent={sent} failed={failed} in_flight=0 waiting=0"
     assert result.stdout.strip().splitlines()[-1] == summary
     print("\ncatalogue cases per code:", dict(sorted(per_code.items())))

@@ -110,7 +110,8 @@ def test_a_zip_whose_entries_all_failed_goes_to_failed_with_their_fates(
     result = run_once(config, cwd=tmp_path)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "sent=1 failed=3 waiting=0"  # entries, not ZIPs
+    # entries counted, not ZIPs
+    assert result.stdout.strip().splitlines()[-1] == "sent=1 failed=3 in_flight=0 waiting=0"
     assert files_in(root, "failed") == ["ZALL0001.pdf", "ZPRT0002.pdf", "all bad.zip", "scan 14.pdf"]
     assert files_in(root, "sent") == ["ZPRT0001.pdf", "partly.zip"]
     summary = report(root, "failed", "all bad.zip")

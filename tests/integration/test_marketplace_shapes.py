@@ -80,7 +80,7 @@ def test_a_synchronous_marketplace_finishes_files_without_polling(tmp_path: Path
     drop(root, "SYNC0001.pdf", sample_pdf("SYNC0001"))
     drop(root, "GONE0001.pdf", sample_pdf("GONE0001"))
     tally = Service(config, once=True, marketplace_for=marketplace_for).run()
-    assert tally == {"sent": 1, "failed": 1, "waiting": 0}
+    assert tally == {"sent": 1, "failed": 1, "in_flight": 0, "waiting": 0}
     assert market.polls == 0 and all(batch.endpoint is Endpoint.BULK_IMPORT for batch in market.requests)
     assert report(root, "sent", "SYNC0001.pdf")["marketplace"] == "kaufland"
     failed = report(root, "failed", "GONE0001.pdf")

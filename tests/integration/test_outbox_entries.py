@@ -69,7 +69,7 @@ def test_links_fifos_and_sockets_fail_unopened_and_subfolders_stay(tmp_path: Pat
         server.close()
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "sent=0 failed=5 waiting=0"
+    assert result.stdout.strip().splitlines()[-1] == "sent=0 failed=5 in_flight=0 waiting=0"
     assert files_in(root, "failed") == specials
     for name in specials:
         document = report(root, "failed", name)
@@ -84,7 +84,7 @@ def test_links_fifos_and_sockets_fail_unopened_and_subfolders_stay(tmp_path: Pat
     # the sub-folder is left alone with what it holds, and said once however often the outbox was read
     assert leftovers(root) == ["invoices-2024"]
     assert (outbox / "invoices-2024" / "SUBF0001.pdf").read_bytes() == sample_pdf("SUBF0001")
-    logged = [e for e in events(result.stdout) if e["event"] == "subfolder_ignored"]
+    logged = [e for e in events(result.stderr) if e["event"] == "subfolder_ignored"]
     assert [e["folder"] for e in logged] == ["invoices-2024"]
 
 
@@ -177,7 +177,7 @@ def test_names_that_cannot_be_carried_through_stay_in_the_outbox_and_are_logged_
     assert sorted(os.listdir(os.fsencode(root / "outbox"))) == sorted(
         [os.fsencode(long_name), latin1.rsplit(b"/")[-1]]
     )
-    warned = [e for e in events(result.stdout) if e["event"] == "file_name_unusable"]
+    warned = [e for e in events(result.stderr) if e["event"] == "file_name_unusable"]
     assert sorted(e["file"] for e in warned) == sorted([long_name, "Facture n\ufffd LATN0001.pdf"])
     assert all("rename it" in e["reason"] for e in warned)
 
@@ -220,7 +220,7 @@ def test_a_safe_zip_is_judged_entry_by_entry_and_summarised_once_all_are_done(
     result = run_once(sandbox_config(tmp_path, sandbox), cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "sent=2 failed=3 waiting=0"
+    assert result.stdout.strip().splitlines()[-1] == "sent=2 failed=3 in_flight=0 waiting=0"
     assert files_in(root, "sent") == ["ZENT0001.pdf", "ZENT0002.xml", "march invoices.zip"]
     assert files_in(root, "failed") == ["ZENT0004.pdf", "ZENT0005.pdf", "scan 14.pdf"]
     assert leftovers(root) == []
@@ -259,7 +259,7 @@ def test_an_unsafe_zip_fails_whole_and_nothing_of_it_is_sent(tmp_path: Path, san
     result = run_once(sandbox_config(tmp_path, sandbox), cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "sent=0 failed=4 waiting=0"
+    assert result.stdout.strip().splitlines()[-1] == "sent=0 failed=4 in_flight=0 waiting=0"
     assert files_in(root, "failed") == ["LONG0001.zip", "META0001.zip", "NEST0001.zip", "SLIP0001.zip"]
     assert files_in(root, "sent") == []
     for name in ("LONG0001.zip", "META0001.zip", "NEST0001.zip", "SLIP0001.zip"):

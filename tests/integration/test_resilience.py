@@ -405,7 +405,7 @@ def test_import_still_running_after_give_up_after_fails_as_import_timeout(tmp_pa
     drop(root, "TIME0001.pdf", sample_pdf("TIME0001"))
     with capture_logs() as events:
         tally = Service(config, once=True).run()
-    assert tally == {"sent": 0, "failed": 1, "waiting": 0}
+    assert tally == {"sent": 0, "failed": 1, "in_flight": 0, "waiting": 0}
     document = report(root, "failed", "TIME0001.pdf")
     assert document["error"]["code"] == "ImportTimeout" and document["stage"] == "import"
     assert document["hint"] and document["import_id"]
@@ -438,7 +438,7 @@ def test_an_import_never_answered_again_still_times_out(tmp_path: Path) -> None:
         breaker.start()
         tally = Service(config, once=True).run()
         breaker.join()
-    assert tally == {"sent": 0, "failed": 1, "waiting": 0}
+    assert tally == {"sent": 0, "failed": 1, "in_flight": 0, "waiting": 0}
     assert report(root, "failed", "SILE0001.pdf")["error"]["code"] == "ImportTimeout"
 
 

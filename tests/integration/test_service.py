@@ -45,7 +45,7 @@ def test_fifty_mixed_files_land_where_they_belong(tmp_path: Path) -> None:
 
     tally = run_once(config)
 
-    assert tally == {"sent": 35, "failed": 15, "waiting": 0}
+    assert tally == {"sent": 35, "failed": 15, "in_flight": 0, "waiting": 0}
     assert leftovers(root) == []
     for name, (folder, code) in expected.items():
         document = report(root, folder, name)
@@ -189,6 +189,6 @@ def test_once_on_two_hundred_files_finishes_every_one(tmp_path: Path, count: int
     for n, order in enumerate(orders):
         drop(root, f"{order}.{'pdf' if n % 2 else 'xml'}", sample_pdf(order) if n % 2 else sample_ubl(order))
     tally = run_once(config)
-    assert tally == {"sent": count - 10, "failed": 10, "waiting": 0}
+    assert tally == {"sent": count - 10, "failed": 10, "in_flight": 0, "waiting": 0}
     assert len(files_in(root, "sent")) + len(files_in(root, "failed")) == count
     assert leftovers(root) == []

@@ -1,0 +1,52 @@
+"""Issue 13 item 1: `once` ends when the marketplace cannot be reached. At `--wait` it stops cleanly, leaves
+every file where it is (nothing fails for a passing reason), says what is unfinished and why, and exits 3."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.badfiles import sample_pdf
+from tests.e2e.conftest import invoicesync
+from tests.harness import drop, files_in, leftovers, write_config
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:  # bound, never listening: connections to it are refused at once
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_once_stops_at_its_wait_when_the_marketplace_is_out_of_reach(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    document = yaml.safe_load(config.read_text())
+    port = _closed_port()
+    document["outboxes"][0]["octopia"].update(
+        base_url=f"http://127.0.0.1:{port}/seller/v2", token_url=f"http://127.0.0.1:{port}/token"
+    )
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    root = tmp_path / "shop"
+    drop(root, "WAIT0001.pdf", sample_pdf("WAIT0001"))
+    started = time.monotonic()
+    result = invoicesync("once", "--wait", "4", "-c", str(config), cwd=tmp_path, timeout=60)
+    took = time.monotonic() - started
+    assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
+    assert took < 30, took  # a bound, not a deadline asserted to the second
+    assert result.stdout.strip().splitlines()[-1] == "sent=0 failed=0 in_flight=1 waiting=0"
+    assert "outbox 'shop': 1 file(s) not finished: Could not reach" in result.stderr, result.stderr[-2000:]
+    assert '"once_time_up"' in result.stdout + result.stderr
+    assert files_in(root, "failed") == [] and files_in(root, "sent") == []
+    kept = leftovers(root) + [path.name for path in (root / "outbox").iterdir()]
+    assert len(kept) == 1  # in .processing/ or in outbox/
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_once_wait_must_be_a_positive_number(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    for bad in ("0", "-5", "soon", "inf"):
+        result = invoicesync("once", "--wait", bad, "-c", str(config), cwd=tmp_path)
+        assert result.returncode == 2, bad
+        assert "--wait: must be a number of seconds above 0" in result.stderr
