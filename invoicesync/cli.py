@@ -10,6 +10,7 @@ traceback only at debug level.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -58,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"stop after this long, leaving unfinished files where they are; exit {EXIT_UNFINISHED} "
         f"(default {ONCE_WAIT_SECONDS:g})",
     )
+    once.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     check = with_config("check", "check configuration, folders, filesystems and permissions")
     check.add_argument("--online", action="store_true", help="also get a marketplace token")
     status = with_config("status", "show each outbox: waiting, in flight, sent and failed today")
@@ -177,8 +179,12 @@ def _serve(config: Config, args: argparse.Namespace, progress: _Progress | None)
     if progress is not None:
         progress.end()
     if once:
-        print(" ".join(f"{key}={count}" for key, count in tally.items()))  # sent failed in_flight waiting
-        for line in service.unfinished():
+        unfinished = service.unfinished()
+        if args.json:
+            print(json.dumps({**tally, "unfinished": unfinished}, ensure_ascii=False))
+        else:
+            print(" ".join(f"{key}={count}" for key, count in tally.items()))  # sent failed in_flight waiting
+        for line in unfinished:
             print(line, file=sys.stderr)
         if service.blocked_outboxes():
             return EXIT_FAILED

@@ -278,6 +278,15 @@ class LogSettings(_Settings):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+def _credentials_problem(octopia: Mapping[str, Any]) -> str | None:
+    problems = []
+    if (octopia.get("client_secret") is None) == (octopia.get("client_secret_file") is None):
+        problems.append("give exactly one of client_secret or client_secret_file")
+    if octopia.get("token_url") is None and octopia.get("base_url") not in (SANDBOX, None):
+        problems.append("token_url is required unless base_url is sandbox")
+    return "; ".join(problems) or None
+
+
 class OctopiaSettings(_Settings):
     base_url: Annotated[str, BeforeValidator(lambda value: _url(value, sandbox_allowed=True))]
     token_url: Annotated[str, BeforeValidator(lambda value: _url(value, sandbox_allowed=False))] | None = None
@@ -288,13 +297,9 @@ class OctopiaSettings(_Settings):
 
     @model_validator(mode="after")
     def _complete(self) -> OctopiaSettings:
-        problems = []
-        if (self.client_secret is None) == (self.client_secret_file is None):
-            problems.append("give exactly one of client_secret or client_secret_file")
-        if self.token_url is None and self.base_url != SANDBOX:
-            problems.append("token_url is required unless base_url is sandbox")
-        if problems:
-            raise ValueError("; ".join(problems))
+        problem = _credentials_problem(dict(self))  # also in `_cross_check`, beside the section's others
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     def read_secret(self) -> str:
@@ -605,6 +610,10 @@ def _cross_check(data: Any, cwd: Path) -> list[tuple[Loc, str]]:
                     (("outboxes", index, "name"), f'"{name}" is already used by outboxes[{names[name]}]')
                 )
             names.setdefault(name, index)
+        octopia = box.get("octopia") if isinstance(box, dict) else None
+        problem = _credentials_problem(octopia) if isinstance(octopia, dict) else None
+        if problem is not None:
+            problems.append((("outboxes", index, "octopia"), problem))
         root = box.get("root") if isinstance(box, dict) else None
         if isinstance(root, str) and root.strip():
             roots.append((index, (cwd / root).resolve()))
@@ -652,12 +661,13 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None, cwd: Pa
     found = [
         (loc, f"{_format_loc(loc)}: {name} is not set") for loc, names in unset.items() for name in names
     ]
-    found += [(loc, f"{_format_loc(loc)}: {message}") for loc, message in _cross_check(data, cwd)]
+    base = source.parent  # relative paths in the file are relative to the file, wherever it is run from
+    found += [(loc, f"{_format_loc(loc)}: {message}") for loc, message in _cross_check(data, base)]
     if "source" in data:
         found.append((("source",), "source: unknown key"))
         del data["source"]
     try:
-        config = Config.model_validate({**data, "source": source}, context={"cwd": cwd})
+        config = Config.model_validate({**data, "source": source}, context={"cwd": base})
     except ValidationError as error:
         for item in error.errors(include_url=False):
             loc = tuple(item["loc"])

@@ -3,6 +3,7 @@ every file where it is (nothing fails for a passing reason), says what is unfini
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from pathlib import Path
@@ -42,6 +43,11 @@ def test_once_stops_at_its_wait_when_the_marketplace_is_out_of_reach(tmp_path: P
     kept = leftovers(root) + [path.name for path in (root / "outbox").iterdir()]
     assert len(kept) == 1  # in .processing/ or in outbox/
     assert "Traceback" not in result.stdout + result.stderr
+    as_json = invoicesync("once", "--json", "--wait", "2", "-c", str(config), cwd=tmp_path, timeout=60)
+    assert as_json.returncode == 3
+    summary = json.loads(as_json.stdout)  # stdout holds the summary only: `once --json | jq` works
+    assert summary["in_flight"] + summary["waiting"] == 1 and summary["sent"] == 0
+    assert summary["unfinished"][0].startswith("outbox 'shop': 1 file(s) not finished")
 
 
 def test_once_wait_must_be_a_positive_number(tmp_path: Path) -> None:

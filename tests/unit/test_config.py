@@ -65,11 +65,11 @@ def test_example_loads_from_any_working_directory(tmp_path: Path, monkeypatch: p
     config = load_config(EXAMPLE, environ={})
 
     assert config.source == EXAMPLE
-    assert config.state_dir == tmp_path / "state"
+    assert config.state_dir == EXAMPLE.parent / "state"  # beside the file, not in the working directory
     assert config.uses_sandbox
     [box] = config.outboxes
     assert box.name == "cdiscount"
-    assert box.root == tmp_path / "invoices" / "cdiscount"
+    assert box.root == EXAMPLE.parent / "invoices" / "cdiscount"
     assert box.octopia.base_url == "sandbox"
     assert box.octopia.token_url is None
     assert box.octopia.seller_id == "98979"
@@ -179,6 +179,7 @@ def test_missing_required_values(home: Path) -> None:
         octopia: {base_url: sandbox}
     """
     assert problems_of(write(home, text)) == [
+        "outboxes[0].octopia: give exactly one of client_secret or client_secret_file",
         "outboxes[0].octopia.client_id: is required",
         "outboxes[0].octopia.seller_id: is required",
         "outboxes[0].root: is required",
@@ -531,3 +532,33 @@ def test_sizes_and_durations_in_the_file(home: Path) -> None:
     assert (box.batch.max_bytes, box.batch.max_wait_seconds) == (1_000_000_000, 0.5)
     assert (box.poll.first_seconds, box.poll.max_seconds, box.poll.give_up_after_seconds) == (2, 3600, 172800)
     assert box.watch.settle_seconds == 0
+
+
+# -- issue 13: everyday use ---------------------------------------------------------------------------
+
+
+def test_relative_paths_resolve_against_the_config_files_folder(
+    home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """13.13: `status` run from another folder finds the daemon's state_dir, roots and secret file."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    config = load_config(write(home, minimal()), environ={}, cwd=elsewhere)
+    assert config.state_dir == home / "state"
+    assert config.outboxes[0].root == home / "invoices" / "cdiscount"
+    assert config.outboxes[0].octopia.client_secret_file == home / "secret"
+    relative = load_config(Path(home.name) / "config.yaml", environ={}, cwd=home.parent)
+    assert relative.state_dir == home / "state"
+
+
+def test_missing_credentials_show_beside_every_other_problem(home: Path) -> None:
+    """13.11: credentials were said only once the rest of the section was right."""
+    text = minimal(
+        outbox().replace("      client_secret_file: ./secret\n", "").replace('"98979"', "98979"),
+        head="state_dir: ./state\n",
+    ).replace("      token_url: https://auth.example.test/token\n", "")
+    found = problems_of(write(home, text + "    watch:\n      mode: sometimes\n"))
+    assert any("give exactly one of client_secret or client_secret_file" in p for p in found), found
+    assert any("token_url is required" in p for p in found), found
+    assert any(p.startswith("outboxes[0].octopia.seller_id: must be quoted") for p in found), found
+    assert any(p.startswith("outboxes[0].watch.mode") for p in found), found
+    assert len([p for p in found if "give exactly one" in p]) == 1, found
