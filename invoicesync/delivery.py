@@ -86,6 +86,7 @@ class Delivery:
     marketplace: Marketplace
     limits: Limits
     bundle_dir: Path
+    destination: str  # the marketplace and seller files go to: duplicates are counted there only
     wall: Callable[[], float]
     log: structlog.typing.FilteringBoundLogger
     paused_reason: str | None = None
@@ -133,22 +134,30 @@ class Delivery:
                 order_id=planned.order_id,
                 item_ids=[item.item_id for item in items],
                 now=self.wall(),
+                destination=self.destination,
             )
 
     def _duplicate(self, item: ItemRow) -> bool:
-        """Bytes already delivered to the same order fail as Duplicate, naming the earlier import."""
-        earlier = self.journal.delivered_before(self.outbox_name, item.order_id or "", item.sha256 or "")
-        if earlier is None:
-            return False
-        when = (earlier.finished_at or earlier.received_at)[:10]
-        error = file_error(
-            "Duplicate",
-            order=item.order_id,
-            earlier=f" on {when} (import {earlier.import_id})",
-            detail=f"earlier import {earlier.import_id}",
+        """Bytes already delivered to the same order at this destination are not sent again: nothing is
+        for a person to do, so the file goes to sent/, its receipt naming the earlier delivery."""
+        found = self.journal.delivered_before(
+            self.outbox_name, item.order_id or "", item.sha256 or "", self.destination
         )
-        self.journal.decide(item.item_id, stage=Stage.VALIDATION, error=error)
-        self.log.info("file_refused", item_id=item.item_id, file=item.file_name, code="Duplicate")
+        if found is None:
+            return False
+        earlier, destination = found
+        duplicate_of = {
+            "file": earlier.file_name,
+            "import_id": earlier.import_id,
+            "delivered_at": earlier.finished_at,
+            "destination": destination or f"outbox {earlier.outbox}",
+        }
+        self.journal.decide(
+            item.item_id, stage=Stage.VALIDATION, error=None, result={"duplicate_of": duplicate_of}
+        )
+        self.log.info(
+            "file_duplicate", item_id=item.item_id, file=item.file_name, import_id=earlier.import_id
+        )
         return True
 
     # -- the open batches, each at its own time ----------------------------------------------

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from invoicesync.messages import file_error, unreadable
 from invoicesync.model import FileError
-from invoicesync.naming import order_id_of
+from invoicesync.naming import order_id_of, why_no_order
 from invoicesync.validate import Rules, judge, kind_of
 
 REPORT_SUFFIXES = (".error.json", ".receipt.json")
@@ -50,7 +50,7 @@ def examine(path: Path, name: str, *, pattern: re.Pattern[str], rules: Rules, en
             size = len(data)
             sha256 = hashlib.sha256(data).hexdigest()  # of the very bytes judged: what is sent must match
             if order_id is None and not is_archive:
-                error = file_error("InvalidFileName", reason=f" ({name!r})")
+                error = file_error("InvalidFileName", reason=f": {why_no_order(name, pattern)}")
                 return Examined(None, size, sha256, error, False)
             verdict = judge(name, order_id, io.BytesIO(data), size, rules)
     except NotRegular as exc:

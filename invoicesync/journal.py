@@ -42,7 +42,7 @@ from typing import Any
 
 from invoicesync.model import FileError, ItemOutcome, Stage
 
-SCHEMA_VERSION = 3  # 2: batches.lost_at, batches.empty_looks; 3: items.root
+SCHEMA_VERSION = 4  # 2: batches.lost_at, batches.empty_looks; 3: items.root; 4: batches.destination
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -90,7 +90,8 @@ CREATE TABLE IF NOT EXISTS batches (
     raw             TEXT,
     created_at      REAL NOT NULL,
     lost_at         REAL,
-    empty_looks     INTEGER NOT NULL DEFAULT 0
+    empty_looks     INTEGER NOT NULL DEFAULT 0,
+    destination     TEXT
 );
 CREATE INDEX IF NOT EXISTS batches_open ON batches (outbox, state) WHERE state != 'done';
 """
@@ -129,6 +130,7 @@ class ItemRow:
 
 # ItemRow's columns in its fields' order, so a row becomes an ItemRow by position (`ItemRow(*row)`)
 SELECT_ITEMS = f"SELECT {', '.join(field.name for field in dataclasses.fields(ItemRow))} FROM items"
+_ITEM_COLUMNS = ", ".join(f"items.{field.name}" for field in dataclasses.fields(ItemRow))
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,7 @@ class BatchRow:
     created_at: float
     lost_at: float | None  # when the answer to its upload was given up on (None: not lost)
     empty_looks: int  # import lists searched in vain since then
+    destination: str | None  # the marketplace and seller it went to (None: before schema 4)
 
 
 def _error_json(error: FileError | None) -> str | None:
@@ -231,8 +234,9 @@ class Journal:
             )
         self._db.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(batches)")}
-        for column, kind in (("lost_at", "REAL"), ("empty_looks", "INTEGER NOT NULL DEFAULT 0")):
-            if column not in columns:  # a journal of schema 1
+        added = (("lost_at", "REAL"), ("empty_looks", "INTEGER NOT NULL DEFAULT 0"), ("destination", "TEXT"))
+        for column, kind in added:
+            if column not in columns:  # a journal of an earlier schema
                 self._db.execute(f"ALTER TABLE batches ADD COLUMN {column} {kind}")
         if "root" not in {row[1] for row in self._db.execute("PRAGMA table_info(items)")}:  # schema < 3
             self._db.execute("ALTER TABLE items ADD COLUMN root TEXT")
@@ -340,12 +344,15 @@ class Journal:
         order_id: str | None = None,
         size: int | None = None,
         sha256: str | None = None,
+        result: dict[str, Any] | None = None,
     ) -> None:
-        """A fate decided without the marketplace (validation) or for a container."""
+        """A fate decided without the marketplace (validation, a duplicate) or for a container; `result`
+        is kept for its report (a duplicate's `duplicate_of`)."""
         with self._write() as db:
             db.execute(
                 "UPDATE items SET state = 'decided', stage = ?, error = ?, outcome = ?,"
-                " order_id = COALESCE(?, order_id), size = COALESCE(?, size), sha256 = COALESCE(?, sha256)"
+                " order_id = COALESCE(?, order_id), size = COALESCE(?, size), sha256 = COALESCE(?, sha256),"
+                " result = COALESCE(?, result)"
                 " WHERE item_id = ? AND state IN ('claimed', 'ready', 'container')",
                 (
                     stage.value,
@@ -354,6 +361,7 @@ class Journal:
                     order_id,
                     size,
                     sha256,
+                    None if result is None else json.dumps(result, ensure_ascii=False),
                     item_id,
                 ),
             )
@@ -405,14 +413,21 @@ class Journal:
                 (finished_at.astimezone(UTC).isoformat(), item_id),
             )
 
-    def delivered_before(self, outbox: str, order_id: str, sha256: str) -> ItemRow | None:
-        """The earlier delivery of the same bytes to the same order, if any."""
+    def delivered_before(
+        self, outbox: str, order_id: str, sha256: str, destination: str
+    ) -> tuple[ItemRow, str | None] | None:
+        """The earlier delivery of the same bytes to the same order at the same destination (marketplace
+        and seller: a rehearsal on the sandbox never counts against the real marketplace), and where it
+        went. A delivery journaled before destinations were (schema 4) counts for its own outbox."""
         row = self._db.execute(
-            f"{SELECT_ITEMS} WHERE outbox = ? AND order_id = ? AND sha256 = ? AND outcome = 'sent'"
-            " AND ext != 'zip' ORDER BY seq LIMIT 1",
-            (outbox, order_id, sha256),
+            f"SELECT {_ITEM_COLUMNS}, batches.destination FROM items JOIN batches"
+            " ON batches.batch_id = items.batch_id"
+            " WHERE items.order_id = ? AND items.sha256 = ? AND items.outcome = 'sent' AND items.ext != 'zip'"
+            " AND (batches.destination = ? OR (batches.destination IS NULL AND items.outbox = ?))"
+            " ORDER BY items.seq LIMIT 1",
+            (order_id, sha256, destination, outbox),
         ).fetchone()
-        return None if row is None else ItemRow(*row)
+        return None if row is None else (ItemRow(*row[:-1]), row[-1])
 
     def orders_in_flight(self, outbox: str) -> set[str]:
         rows = self._db.execute(
@@ -432,13 +447,14 @@ class Journal:
         order_id: str | None,
         item_ids: Iterable[str],
         now: float,
+        destination: str | None = None,
     ) -> None:
         """The batch and its items, in one transaction: the bundle name is durable before upload."""
         with self._write() as db:
             db.execute(
-                "INSERT INTO batches (batch_id, outbox, bundle_name, endpoint, order_id, state, created_at)"
-                " VALUES (?, ?, ?, ?, ?, 'planned', ?)",
-                (batch_id, outbox, bundle_name, endpoint, order_id, now),
+                "INSERT INTO batches (batch_id, outbox, bundle_name, endpoint, order_id, state, created_at,"
+                " destination) VALUES (?, ?, ?, ?, ?, 'planned', ?, ?)",
+                (batch_id, outbox, bundle_name, endpoint, order_id, now, destination),
             )
             db.executemany(
                 "UPDATE items SET state = 'batched', batch_id = ? WHERE item_id = ? AND state = 'ready'",

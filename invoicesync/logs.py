@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO, cast
 
+import stamina
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
@@ -133,6 +134,19 @@ def configure_logging(
     )
     for name in ("httpx", "httpcore"):  # they log request lines, and we log our own events
         logging.getLogger(name).setLevel(logging.WARNING)
+    # stamina's own hook logs `stamina.retry_scheduled` at warning: a retried request is routine (what went
+    # wrong for good is said by our own events), so it is our `request_retried`, at debug
+    stamina.instrumentation.set_on_retry_hooks([_retry_logged])
+
+
+def _retry_logged(details: stamina.instrumentation.RetryDetails) -> None:
+    structlog.get_logger("invoicesync").debug(
+        "request_retried",
+        call=details.name.rpartition(".")[2],
+        retry=details.retry_num,
+        wait_seconds=round(details.wait_for, 2),
+        reason=redact_text(f"{type(details.caused_by).__name__}: {details.caused_by}"),
+    )
 
 
 def get_logger(**bound: Any) -> FilteringBoundLogger:

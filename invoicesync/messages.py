@@ -67,11 +67,6 @@ TEXTS: dict[str, Text] = {
         "then put the file back in outbox/ to send it again.",
         (("order", "this order"), ("other", "another order")),
     ),
-    "Duplicate": Text(
-        "The same file was already delivered to order {order}{earlier}.",
-        "Nothing to do: the invoice is already on the order. To replace it, drop a corrected file.",
-        (("order", "this order"), ("earlier", "")),
-    ),
     # decided by validate
     "UnsupportedType": Text(
         "A file {ext} cannot be sent; only PDF, UBL 2.1 XML and ZIP files can.",

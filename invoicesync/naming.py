@@ -70,6 +70,31 @@ def order_id_of(name: str, pattern: re.Pattern[str] = DEFAULT_ORDER_PATTERN) -> 
     return order or None
 
 
+def why_no_order(name: str, pattern: re.Pattern[str] = DEFAULT_ORDER_PATTERN) -> str:
+    """What is wrong with `name` as an order number, in words a person can act on (the offending
+    characters and where they are, or the length); for an outbox's own pattern, the pattern itself."""
+    stem, _ = split_extension(name)
+    stem = strip_copy_suffix(stem)
+    if pattern.pattern != DEFAULT_ORDER_PATTERN.pattern:
+        return f"{name!r} does not match this outbox's files.order_id: {pattern.pattern}"
+    odd = {
+        ch: stem.index(ch) + 1 for ch in reversed(stem) if not (ch.isascii() and (ch.isalnum() or ch in "_-"))
+    }
+    if odd:
+        shown = ", ".join(
+            f"{_character(ch)} (character {at})" for ch, at in sorted(odd.items(), key=lambda i: i[1])
+        )
+        return f"{name!r} holds {shown}; an order number has only letters, digits, _ and -"
+    if not stem[:1].isalnum():
+        return f"{name!r} starts with {stem[:1]!r}; an order number starts with a letter or a digit"
+    return f"{name!r} has {len(stem)} characters before its extension; an order number has 4 to 64"
+
+
+def _character(ch: str) -> str:
+    names = {" ": "a space", "\t": "a tab", ".": "a dot", ",": "a comma", "(": "a bracket", ")": "a bracket"}
+    return names.get(ch, f"{ch!r}" if ch.isprintable() else f"U+{ord(ch):04X}")
+
+
 # A claimed name gains an 18-byte prefix in .processing/, and in failed/ a " (2)" and ".error.json" (plus
 # its temp file's dot and ".tmp"); past this, a name cannot be carried through within 255 bytes.
 MAX_NAME_BYTES = 230

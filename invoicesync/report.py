@@ -30,6 +30,7 @@ class ReportFacts:
     import_id: str | None
     received_at: datetime
     marketplace_result: dict[str, Any] | None = None  # this file's raw entry in the import answer
+    duplicate_of: dict[str, Any] | None = None  # the earlier delivery of these bytes (nothing sent again)
 
 
 def outcome_of(error: FileError | None) -> str:
@@ -78,7 +79,7 @@ def build_report(
             "detail": error.detail,
             "marketplace_code": error.marketplace_code,
         },
-        "hint": _hint(error, entries),
+        "hint": _hint(error, entries, facts.duplicate_of),
         "marketplace": facts.marketplace,
         "outbox": facts.outbox,
         "import_id": facts.import_id,
@@ -87,14 +88,25 @@ def build_report(
     }
     if facts.marketplace_result is not None:
         report["marketplace_result"] = facts.marketplace_result
+    if facts.duplicate_of is not None:
+        report["duplicate_of"] = facts.duplicate_of
     if entries is not None:
         report["entries"] = entries
     return report
 
 
-def _hint(error: FileError | None, entries: list[dict[str, Any]] | None) -> str:
+def _hint(
+    error: FileError | None, entries: list[dict[str, Any]] | None, duplicate_of: dict[str, Any] | None
+) -> str:
     if error is not None:
         return error.hint
+    if duplicate_of is not None:
+        when = str(duplicate_of.get("delivered_at") or "")[:10]
+        return (
+            f"Nothing was sent again: the same file was delivered to this order on {when} (import "
+            f"{duplicate_of.get('import_id')}, {duplicate_of.get('destination')}). To replace it, drop a "
+            "corrected file."
+        )
     if entries is not None and any(entry["outcome"] == "failed" for entry in entries):
         return "Some invoices of this archive failed: see their reports in failed/."
     return "Nothing to do: the invoice is attached to its order."

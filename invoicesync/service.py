@@ -138,6 +138,12 @@ class Loop:
         self.heartbeat = time.monotonic()
 
 
+def destination_of(box: OutboxSettings) -> str:
+    """Where an outbox's files go, as journaled with each batch: its marketplace, endpoint and seller."""
+    where = "the built-in sandbox" if box.octopia.base_url == SANDBOX else box.octopia.base_url
+    return f"{box.marketplace} {where}, seller {box.octopia.seller_id}"
+
+
 class Service:
     def __init__(
         self,
@@ -343,6 +349,7 @@ class Service:
         )
         delivery = Delivery(
             outbox_name=box.name,
+            destination=destination_of(box),
             folders=folders,
             journal=journal,
             marketplace=marketplace,

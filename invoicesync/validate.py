@@ -181,7 +181,7 @@ def _judge(kind: str, order_id: str | None, stream: BinaryIO, size: int, rules: 
                 "ContentMismatch",
                 claimed=kind.upper(),
                 actual=KIND_WORDS.get(actual, actual),
-                detail=f"first bytes: {head[:16]!r}",
+                detail=f"it starts with: {readable_start(head[:16])}",
             ),
         )
 
@@ -223,6 +223,12 @@ def _too_large(size: int, limit: int) -> FileError:
 
 def _megabytes(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB" if size < 10_000_000_000 else f"{size / 1e9:.1f} GB"
+
+
+def readable_start(data: bytes) -> str:
+    """First bytes as a person can read them: printable ASCII as is, others as '.', then in hex."""
+    text = "".join(chr(byte) if 32 <= byte < 127 else "." for byte in data)
+    return f'"{text}" (hex {data.hex(" ")})'
 
 
 def judge_bytes(file_name: str, order_id: str | None, data: bytes, rules: Rules | None = None) -> Verdict:

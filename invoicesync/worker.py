@@ -328,7 +328,7 @@ class Worker:
             outbox=self.name,
             import_id=item.import_id,
             received_at=datetime.fromisoformat(item.received_at),
-            marketplace_result=json.loads(item.result) if item.result else None,
+            **_result_facts(item.result),
         )
         report = build_report(facts, finished_at=finished_at, entries=entries)
         return dest_dir / sidecar_name(dest_name, error), report, finished_at
@@ -344,7 +344,9 @@ class Worker:
                 self.tally.sent += 1
             else:
                 self.tally.failed += 1
-        self.intake.log.info(
+        # a file in failed/ needs a person: said at warning, so `journalctl -p warning` shows it
+        log = self.intake.log.info if outcome_of(error) == "sent" else self.intake.log.warning
+        log(
             "file_finished",
             item_id=item.item_id,
             file=item.file_name,
@@ -352,6 +354,14 @@ class Worker:
             code=None if error is None else error.code,
             dest=str(Path(self._destination(item)[0].name) / (item.dest_name or item.file_name)),
         )
+
+
+def _result_facts(result: str | None) -> dict[str, Any]:
+    """The journaled result as report facts: the marketplace's answer, or a duplicate's earlier delivery."""
+    document = json.loads(result) if result else None
+    if isinstance(document, dict) and set(document) == {"duplicate_of"}:
+        return {"duplicate_of": document["duplicate_of"]}
+    return {"marketplace_result": document}
 
 
 def _is_report_of(item: ItemRow, existing: bytes) -> bool:

@@ -85,7 +85,7 @@ def test_pdf_and_xml_of_one_order_are_both_attached(tmp_path: Path) -> None:
     assert pdf_import == xml_import
 
 
-def test_the_same_bytes_twice_is_a_duplicate_naming_the_earlier_import(tmp_path: Path) -> None:
+def test_the_same_bytes_twice_go_to_sent_naming_the_earlier_delivery(tmp_path: Path) -> None:
     with Sandbox.start(SandboxOptions(processing_seconds=0.2)) as sandbox:
         config = _sandbox_config(tmp_path, sandbox)
         root = tmp_path / "shop"
@@ -97,14 +97,16 @@ def test_the_same_bytes_twice_is_a_duplicate_naming_the_earlier_import(tmp_path:
         assert invoicesync("once", "-c", str(config), cwd=tmp_path).returncode == 0
         received = [e for e in sandbox.received() if e["orderId"] == "DUPL0001"]
     assert len(received) == 1
-    sent = files_in(root, "sent")
-    assert len(sent) == 1  # whichever of the two settled first
-    first = report(root, "sent", sent[0])
-    failed = sorted(files_in(root, "failed"))
-    assert len(failed) == 2
-    for name in failed:
-        error = report(root, "failed", name)["error"]
-        assert error["code"] == "Duplicate" and first["import_id"] in error["message"]
+    assert files_in(root, "failed") == []  # nothing for a person to do
+    receipts = [report(root, "sent", name) for name in files_in(root, "sent")]
+    assert len(receipts) == 3  # the two copies beside the one delivered
+    [first] = [receipt for receipt in receipts if "duplicate_of" not in receipt]
+    for receipt in receipts:
+        if receipt is not first:
+            earlier = receipt["duplicate_of"]
+            assert earlier["import_id"] == first["import_id"] and earlier["file"] == first["file"]
+            assert earlier["destination"] == f"octopia {sandbox.base_url}, seller 98979"
+            assert receipt["hint"].startswith("Nothing was sent again") and receipt["import_id"] is None
 
 
 def test_files_claimed_before_a_crash_are_adopted(
@@ -135,3 +137,28 @@ def test_files_claimed_before_a_crash_are_adopted(
     assert daemon.terminate() == 0
     assert leftovers(root) == []
     assert httpx is not None
+
+
+def test_a_rehearsal_on_the_sandbox_never_makes_the_real_delivery_a_duplicate(tmp_path: Path) -> None:
+    """13.6: the same outbox, first on the built-in sandbox, then pointed at another marketplace (here a
+    sandbox on its own port standing in for production): the file is delivered there too."""
+    config = write_config(tmp_path)  # base_url: sandbox
+    root = tmp_path / "shop"
+    data = sample_pdf("REHE0001")
+    drop(root, "REHE0001.pdf", data)
+    assert invoicesync("once", "-c", str(config), cwd=tmp_path).returncode == 0
+    rehearsal = report(root, "sent", "REHE0001.pdf")
+    with Sandbox.start(SandboxOptions(processing_seconds=0.2)) as production:
+        config = _sandbox_config(tmp_path, production)
+        drop(root, "REHE0001.pdf", data)
+        assert invoicesync("once", "-c", str(config), cwd=tmp_path).returncode == 0
+        drop(root, "REHE0001.pdf", data)  # and once more: now a duplicate of the production delivery
+        assert invoicesync("once", "-c", str(config), cwd=tmp_path).returncode == 0
+        received = [entry["fileName"] for entry in production.received()]
+    assert received == ["REHE0001.pdf"]
+    receipts = [report(root, "sent", name) for name in files_in(root, "sent")]
+    delivered = [receipt for receipt in receipts if "duplicate_of" not in receipt]
+    assert len(receipts) == 3 and len(delivered) == 2
+    [again] = [receipt for receipt in receipts if "duplicate_of" in receipt]
+    assert again["duplicate_of"]["import_id"] != rehearsal["import_id"]
+    assert again["duplicate_of"]["destination"] == f"octopia {production.base_url}, seller 98979"

@@ -41,7 +41,6 @@ LOCAL_CODES = (
     "UblSchema",
     "UnsafeArchive",
     "OrderMismatch",
-    "Duplicate",
     "NotARegularFile",
     "Unreadable",
 )
