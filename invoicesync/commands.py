@@ -126,8 +126,15 @@ def status(config: Config, *, as_json: bool) -> int:
     with contextlib.suppress(OSError, ValueError):
         live = json.loads((config.state_dir / STATUS_NAME).read_text())
     running = _daemon_running(config.state_dir)
-    if not running:
-        live = {}  # what a stopped daemon last said is not the state of things now
+    if not running:  # what a stopped daemon last said is not the state of things now, but its last error is
+        outboxes = live.get("outboxes") if isinstance(live, dict) else None
+        live = {
+            "outboxes": {
+                name: {"last_error": info.get("last_error")}
+                for name, info in (outboxes or {}).items()
+                if isinstance(info, dict)
+            }
+        }
     midnight = datetime.combine(datetime.now().date(), day_time()).astimezone()
     damaged = journal_problem(journal_path)
     if damaged is not None:

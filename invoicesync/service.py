@@ -10,6 +10,7 @@ SIGTERM (stop at a safe point, exit 0), SIGHUP (reload the configuration) and sd
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import resource
 import socket
@@ -348,6 +349,7 @@ class Service:
             on_checked=wake.set,
         )
         delivery = Delivery(
+            last_error=self._last_error_before(box.name),
             outbox_name=box.name,
             destination=destination_of(box),
             folders=folders,
@@ -461,6 +463,8 @@ class Service:
             return
         self.config = config
         self._loops = []
+        if self._sandbox is not None and config.uses_sandbox:  # its faults and orders as now configured
+            self._sandbox.set_options(sandbox_options(config))
         try:
             self._start()
         except InvoicesyncError as exc:  # e.g. a new outbox's root cannot be made: keep the old set
@@ -472,6 +476,15 @@ class Service:
         self._unlock_unused_roots()
         self.notifier.ready()
         self.log.info("service_reloaded", outboxes=len(self._loops))
+
+    def _last_error_before(self, outbox: str) -> str | None:
+        """The last error an earlier run said for `outbox` (status.json): kept over a restart."""
+        try:
+            said = json.loads((self.config.state_dir / STATUS_NAME).read_text())
+            error = said["outboxes"][outbox]["last_error"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return error if isinstance(error, str) else None
 
     def _write_status(self) -> None:
         """status.json for `invoicesync status`, and systemd's STATUS=, whenever they change. A state_dir

@@ -176,3 +176,26 @@ def test_refuse_tokens_flag_refuses_every_token(sandbox_process: Callable[..., s
     form = {"grant_type": "client_credentials", "client_id": "any", "client_secret": "any"}
     answer = httpx.post(f"{origin}/auth/realms/maas/protocol/openid-connect/token", data=form, timeout=10)
     assert answer.status_code == 401
+
+
+def test_sighup_applies_changed_sandbox_faults_and_the_last_error_outlives_a_restart(
+    tmp_path: Path, start_daemon: Callable[[Path], Daemon]
+) -> None:
+    """13.16: `refuse_tokens: false` after SIGHUP took no effect; `last_error` was gone after a restart."""
+    config = write_config(tmp_path, faults={"refuse_tokens": True})  # only the reload can lift it
+    root = tmp_path / "shop"
+    drop_many(root, "HUPF", 2)
+    daemon = start_daemon(config)
+    wait_for(lambda: "outbox_paused" in daemon.output(), timeout_seconds=30, what="paused")
+    rewrite(config, lambda document: document["sandbox"]["faults"].update(refuse_tokens=False))
+    daemon.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: len(files_in(root, "sent")) == 2, timeout_seconds=20, what="sent after the reload")
+    assert daemon.terminate() == 0
+    stopped = json.loads(invoicesync("status", "--json", "-c", str(config), cwd=tmp_path).stdout)
+    said = stopped["outboxes"][0]["last_error"]
+    assert said and "refused" in said.lower(), stopped
+    daemon = start_daemon(config)
+    wait_for(lambda: "service_ready" in daemon.output(), timeout_seconds=30, what="started again")
+    running = json.loads(invoicesync("status", "--json", "-c", str(config), cwd=tmp_path).stdout)
+    assert running["daemon_running"] and running["outboxes"][0]["last_error"] == said
+    assert_no_secret(daemon.output(), json.dumps(running))
