@@ -144,7 +144,9 @@ def status(config: Config, *, as_json: bool) -> int:
     db = sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True) if journal_path.exists() else None
     try:
         for box in config.outboxes:
-            rows.append(_outbox_status(box.name, box.root, box.files.ignore, db, midnight, live))
+            row = _outbox_status(box.name, box.root, box.files.ignore, db, midnight, live)
+            row["why_waiting"] = _why_waiting(row, box.files.empty_after_seconds, db, live)
+            rows.append(row)
     finally:
         if db is not None:
             db.close()
@@ -159,6 +161,8 @@ def status(config: Config, *, as_json: bool) -> int:
             f"{row['outbox']}: waiting={row['waiting']} in_flight={row['in_flight']}{since} "
             f"sent_today={row['sent_today']} failed_today={row['failed_today']}"
         )
+        if row["why_waiting"]:
+            print(f"  why: {'; '.join(row['why_waiting'])}")
         if row["paused"]:
             print(f"  PAUSED: {row['paused']}")
         if row["problem"]:
@@ -169,6 +173,33 @@ def status(config: Config, *, as_json: bool) -> int:
             files = "1 file" if count == 1 else f"{count} files"
             print(f"  NOTE: {files} in flight under the former root {former}: finished there (root changed)")
     return EXIT_OK
+
+
+def _why_waiting(
+    row: dict[str, Any], empty_after_seconds: float, db: sqlite3.Connection | None, live: dict[str, Any]
+) -> list[str]:
+    """Why files have not moved on: settling or empty in outbox/ (what the daemon last said), uploads
+    paused, files held back for an earlier file of the same order still in flight (from the journal)."""
+    info = live.get("outboxes", {}).get(row["outbox"], {}) if isinstance(live, dict) else {}
+    reasons = []
+    if info.get("settling"):
+        reasons.append(f"{info['settling']} settling in outbox/ (taken once unchanged for settle_seconds)")
+    if info.get("empty"):
+        reasons.append(
+            f"{info['empty']} empty in outbox/ (kept for a writer to fill; EmptyFile after "
+            f"{empty_after_seconds:g} s)"
+        )
+    if row["paused"]:
+        reasons.append("uploads paused (see PAUSED)")
+    if db is not None:
+        held = db.execute(
+            "SELECT COUNT(*) FROM items WHERE outbox = ? AND state = 'ready' AND order_id IN"
+            " (SELECT order_id FROM items WHERE outbox = ? AND state = 'batched')",
+            (row["outbox"], row["outbox"]),
+        ).fetchone()[0]
+        if held:
+            reasons.append(f"{held} waiting for an earlier file of the same order to finish")
+    return reasons
 
 
 def _outbox_status(

@@ -98,6 +98,8 @@ class Intake:
     seen: dict[str, Seen] = field(default_factory=lambda: dict(NOTHING_SEEN))
     next_check_at: float | None = None
     waiting_empty: int = 0
+    waiting_settling: int = 0  # files in outbox/ whose size or time still changes
+    empty_said: set[str] = field(default_factory=set)  # empty files in outbox/, each logged once
     unusable_names: set[str] = field(default_factory=set)  # left in outbox/, each logged once
     # item_id -> wall time its final stat was first seen: a batch's max_wait_seconds counts from there, so a
     # lone file is not held back for company it could have had while it settled (lost on restart: then now)
@@ -134,11 +136,18 @@ class Intake:
         self.next_check_at = settled.next_check_at
         if settled.next_check_at is not None and any(seen.stat.size > 0 for seen in settled.seen.values()):
             self.checkers.warm()  # files are settling: their checks will not wait for a checker to start
-        self.waiting_empty = sum(
-            1
+        empty = {
+            name
             for name, seen in settled.seen.items()
             if seen.stat.size == 0 and seen.stat.kind is Kind.FILE and name not in settled.empty_expired
-        )
+        }
+        for name in sorted(empty - self.empty_said):
+            self.log.warning(
+                "file_empty_waiting", file=name, fails_after_seconds=round(self.empty_after_seconds)
+            )
+        self.empty_said = empty
+        self.waiting_empty = len(empty)
+        self.waiting_settling = len(settled.seen) - len(empty)
         claims = []
         expired = set(settled.empty_expired)
         for name in [*settled.empty_expired, *settled.ready][:MAX_CLAIMS_PER_CYCLE]:

@@ -495,6 +495,8 @@ class Service:
                 "paused": loop.worker.delivery.paused_reason,
                 "problem": self._problem(loop),
                 "last_error": loop.worker.delivery.last_error,
+                "settling": loop.worker.intake.waiting_settling,
+                "empty": loop.worker.intake.waiting_empty,
             }
         if status == self._status_written:
             return

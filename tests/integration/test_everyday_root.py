@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from invoicesync import commands
@@ -14,7 +15,7 @@ from invoicesync.config import load_config
 from tests.badfiles import sample_pdf
 from tests.conftest import wait_for
 from tests.harness import drop, files_in, write_config
-from tests.integration.test_resilience import configure, events_named, running
+from tests.integration.test_resilience import configure, events_named, running, status_json
 
 
 def _missing_root(document: dict[str, object]) -> None:
@@ -59,3 +60,24 @@ def test_create_root_makes_it(tmp_path: Path) -> None:
     with capture_logs() as events, running(config):
         wait_for(lambda: (root / "outbox").is_dir(), timeout_seconds=20, what="root made")
     assert events_named(events, "outbox_root_created")
+
+
+def test_an_empty_file_is_said_once_and_status_says_why_it_waits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """13.8: an empty file waited `empty_after` with no word anywhere."""
+    config = configure(tmp_path)
+    root = tmp_path / "shop"
+    with capture_logs() as events, running(config) as daemon:
+        drop(root, "EMPT0001.pdf", b"")
+        wait_for(
+            lambda: status_json(config, capsys)["outboxes"][0]["why_waiting"],
+            timeout_seconds=20,
+            what="why said",
+        )
+        daemon.ticks(5)
+        row = status_json(config, capsys)["outboxes"][0]
+    assert row["waiting"] == 1
+    assert row["why_waiting"] == ["1 empty in outbox/ (kept for a writer to fill; EmptyFile after 3600 s)"]
+    said = events_named(events, "file_empty_waiting")
+    assert len(said) == 1 and said[0]["file"] == "EMPT0001.pdf" and said[0]["log_level"] == "warning"
