@@ -1,0 +1,42 @@
+"""Issue 13 items 4 and 5: the unit names the one documented install path, runs the pre-flight check in
+its own environment without holding the start back, and passes `systemd-analyze verify`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+UNIT = REPO / "systemd" / "invoicesync.service"
+INSTALLED = "/opt/invoicesync/bin/invoicesync"
+
+
+def _lines(prefix: str) -> list[str]:
+    return [line for line in UNIT.read_text().splitlines() if line.startswith(prefix)]
+
+
+def test_the_unit_runs_the_documented_install_and_a_preflight_that_never_blocks() -> None:
+    assert _lines("ExecStart=") == [f"ExecStart={INSTALLED} run -c /etc/invoicesync/config.yaml"]
+    assert _lines("ExecStartPre=") == [
+        f"ExecStartPre=-{INSTALLED} check --online -c /etc/invoicesync/config.yaml"
+    ]
+    readme = (REPO / "README.md").read_text()
+    assert "python3 -m venv /opt/invoicesync && /opt/invoicesync/bin/pip install ." in readme
+    assert "python3 -m venv /opt/invoicesync && /opt/invoicesync/bin/pip install ." in UNIT.read_text()
+
+
+def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
+    """The unit as shipped, its install path pointed at this environment's `invoicesync`."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not on this machine")
+    here = Path(sys.executable).parent / "invoicesync"
+    assert here.exists(), here
+    unit = tmp_path / "invoicesync.service"
+    unit.write_text(UNIT.read_text().replace(INSTALLED, str(here)))
+    result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
