@@ -4,13 +4,17 @@ every file where it is (nothing fails for a passing reason), says what is unfini
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import yaml
 
 from tests.badfiles import sample_pdf
+from tests.conftest import wait_for
 from tests.e2e.conftest import invoicesync
 from tests.harness import drop, files_in, leftovers, write_config
 
@@ -56,3 +60,26 @@ def test_once_wait_must_be_a_positive_number(tmp_path: Path) -> None:
         result = invoicesync("once", "--wait", bad, "-c", str(config), cwd=tmp_path)
         assert result.returncode == 2, bad
         assert "--wait: must be a number of seconds above 0" in result.stderr
+
+
+def test_once_stopped_with_work_left_says_so_in_its_exit_code(tmp_path: Path) -> None:
+    """13.19: `once` stopped by SIGTERM exited 0 with files left in flight."""
+    config = write_config(tmp_path, faults={"slow_rate": 1.0, "slow_seconds": 30})
+    root = tmp_path / "shop"
+    drop(root, "TERM0001.pdf", sample_pdf("TERM0001"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoicesync", "once", "-c", str(config)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: list((root / ".processing").rglob("*.pdf")), timeout_seconds=30, what="claimed")
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 3, err[-2000:]
+    assert out.strip().splitlines()[-1] == "sent=0 failed=0 in_flight=1 waiting=0"
+    assert "outbox 'shop': 1 file(s) not finished" in err
