@@ -42,7 +42,8 @@ def test_one_line_per_file_and_exit_1_when_any_fails(tmp_path: Path) -> None:
         "VALI0003.pdf: InvalidPdf: This PDF is damaged and cannot be opened: "
         "it is cut off (the end of the file is missing).",
         "scan 7.pdf: InvalidFileName: The file name does not contain an order number in the form this outbox "
-        "expects ('scan 7.pdf').",
+        "expects: 'scan 7.pdf' holds a space (character 5); an order number has only letters, digits, _ "
+        "and -.",
     ]
 
 

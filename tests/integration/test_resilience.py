@@ -614,7 +614,9 @@ def test_events_lost_with_a_removed_outbox_fall_back_to_polling(tmp_path: Path) 
     with capture_logs() as events, running(config) as daemon:
         drop(root, "EVNT0001.pdf", sample_pdf("EVNT0001"))
         wait_for(lambda: files_in(root, "sent") == ["EVNT0001.pdf"], timeout_seconds=20, what="first sent")
-        shutil.rmtree(root)
+        gone = tmp_path / "gone"
+        root.rename(gone)  # at once: the daemon cannot make folders in it while it is being removed
+        shutil.rmtree(gone)
         wait_for(lambda: daemon.outbox_status()["problem"], timeout_seconds=20, what="noticed")
         root.mkdir()
         wait_for(lambda: (root / "outbox").is_dir(), timeout_seconds=20, what="sub-folders made again")
