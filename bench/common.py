@@ -66,7 +66,7 @@ def write_config(
     batch: dict[str, Any] | None = None,
     files: dict[str, Any] | None = None,
 ) -> Path:
-    """One outbox `bench` under workdir/bench talking to the sandbox process; JSON logs on stdout."""
+    """One outbox `bench` under workdir/bench talking to the sandbox process; JSON logs on stderr."""
     root = workdir / "bench"
     (root / "outbox").mkdir(parents=True, exist_ok=True)
     box: dict[str, Any] = {
@@ -140,7 +140,8 @@ def get_token(sandbox: SandboxProcess, client: httpx.Client) -> str:
 class Finished:
     seconds: float
     max_rss_bytes: int
-    stdout: str
+    stdout: str  # the summary, then the measurement line
+    stderr: str  # the logs (JSON lines)
 
 
 MEASURE = """\
@@ -164,7 +165,7 @@ def measured_run(command: Sequence[str], *, cwd: Path, timeout: float = 1800) ->
     match = re.search(r"@measured seconds=(\S+) maxrss_kb=(\d+) rc=(-?\d+)", done.stdout)
     if match is None or match.group(3) != "0":
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return Finished(float(match.group(1)), int(match.group(2)) * 1024, done.stdout)
+    return Finished(float(match.group(1)), int(match.group(2)) * 1024, done.stdout, done.stderr)
 
 
 def invoicesync_command(*args: str) -> list[str]:

@@ -68,7 +68,7 @@ def memory(*, large: int, small_count: int, small: int) -> list[Row]:
                 raise RuntimeError(f"memory: {sent} of {2 * len(sizes)} files sent: {finished.stdout[-600:]}")
         finally:
             sandbox.stop()
-    main_kib, checker_kib = peaks(finished.stdout)
+    main_kib, checker_kib = peaks(finished.stderr)
     mib = 1024 * 1024
     main, checkers = main_kib * 1024, sum(checker_kib) * 1024
     total = main + checkers
@@ -139,11 +139,11 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def peaks(stdout: str) -> tuple[int, list[int]]:
+def peaks(logs: str) -> tuple[int, list[int]]:
     """Peak RSS in KiB of the daemon's own process (`service_stopped`) and of each checker it ran
     (`checker_stopped`), from its JSON log: a sum of peaks, an upper bound of what they held at once."""
     main, checkers = 0, []
-    for event in events(stdout):
+    for event in events(logs):
         if event.get("event") == "service_stopped":
             main = int(event["max_rss_kib"])
         elif event.get("event") == "checker_stopped" and event.get("max_rss_kib"):
