@@ -681,7 +681,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None, cwd: Pa
 
 
 def _exposure_warnings(source: Path, raw: dict[str, Any]) -> list[str]:
-    """A client secret written in a file every user of the machine may read."""
+    """A client secret (of a real marketplace) written in a file every user of the machine may read."""
     try:
         readable_by_all = bool(source.stat().st_mode & stat.S_IROTH)
     except OSError:
@@ -693,7 +693,8 @@ def _exposure_warnings(source: Path, raw: dict[str, Any]) -> list[str]:
     for index, box in enumerate(outboxes):
         octopia = box.get("octopia") if isinstance(box, dict) else None
         secret = octopia.get("client_secret") if isinstance(octopia, dict) else None
-        if isinstance(secret, str) and not _VARIABLE.search(secret):
+        real = isinstance(octopia, dict) and octopia.get("base_url") != SANDBOX  # the sandbox's is no secret
+        if real and isinstance(secret, str) and not _VARIABLE.search(secret):
             warnings.append(
                 f"outboxes[{index}].octopia.client_secret is written in {source}, which every user of this "
                 f"machine may read: run `chmod o-r {source}`, or move the secret to client_secret_file"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from invoicesync.sandbox import Sandbox, SandboxOptions
 from tests.badfiles import sample_pdf
 from tests.e2e.conftest import invoicesync
 from tests.harness import drop, files_in, write_config
@@ -49,6 +50,15 @@ def test_plain_http_to_this_machine_is_allowed(tmp_path: Path, host: str) -> Non
 def test_a_secret_in_a_file_everyone_may_read_is_warned_about(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     config.chmod(0o644)
+    quiet = invoicesync("check", "-c", str(config), cwd=tmp_path)  # the built-in sandbox's: no secret
+    assert quiet.returncode == 0 and "warning: outboxes" not in quiet.stdout, quiet.stdout
+    with Sandbox.start(SandboxOptions(processing_seconds=0.1)) as sandbox:  # a marketplace over loopback
+        _rewrite(config, base_url=sandbox.base_url, token_url=sandbox.token_url)
+        config.chmod(0o644)
+        _exposed_and_said(tmp_path, config)
+
+
+def _exposed_and_said(tmp_path: Path, config: Path) -> None:
     checked = invoicesync("check", "-c", str(config), cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
     assert "warning: outboxes[0].octopia.client_secret is written in" in checked.stdout
@@ -68,7 +78,12 @@ def test_a_secret_in_a_file_everyone_may_read_is_warned_about(tmp_path: Path) ->
 
 def test_a_secret_from_the_environment_is_not_warned_about(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    _rewrite(config, client_secret="${OCTOPIA_TEST_SECRET}")
+    _rewrite(
+        config,
+        client_secret="${OCTOPIA_TEST_SECRET}",
+        base_url="https://api.example.test",
+        token_url="https://auth.example.test/token",
+    )
     config.chmod(0o644)
     checked = invoicesync("check", "-c", str(config), cwd=tmp_path, env={"OCTOPIA_TEST_SECRET": SECRET})
     assert checked.returncode == 0, checked.stderr
