@@ -134,6 +134,9 @@ def configure_logging(
     )
     for name in ("httpx", "httpcore"):  # they log request lines, and we log our own events
         logging.getLogger(name).setLevel(logging.WARNING)
+    # its one error is a race at shutdown ("queue_events() called when the thread is inactive"), printed as
+    # a bare line; a watch that really ends is noticed by the loop (`watch_events_stopped`)
+    logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
     # stamina's own hook logs `stamina.retry_scheduled` at warning: a retried request is routine (what went
     # wrong for good is said by our own events), so it is our `request_retried`, at debug
     stamina.instrumentation.set_on_retry_hooks([_retry_logged])

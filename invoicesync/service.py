@@ -268,7 +268,8 @@ class Service:
                     loop.worker.delivery.paused_reason
                     or self._problem(loop)
                     or loop.worker.delivery.last_error
-                    or "still in progress (checks, uploads or imports not finished)"
+                    or "still in progress when the wait ran out (checks, requests being retried, or "
+                    "imports the marketplace had not finished; see the log)"
                 )
                 lines.append(f"outbox {loop.worker.name!r}: {waiting} file(s) not finished: {why}")
         return lines
