@@ -1,5 +1,5 @@
-"""checker: the child process `python -m invoicesync.checker PARENT_PID`, and the wire format `checkers`
-speaks with it.
+"""checker (shell): the child process `python -m invoicesync.checker PARENT_PID`, and the wire format
+`checkers` speaks with it.
 
 It reads one JSON request per line (a file to examine, with its outbox's pattern and rules) and writes one
 JSON answer per line: `examine`'s result, or a `fault` (an installation fault, never a verdict). Its
@@ -25,6 +25,7 @@ from typing import Any
 
 from invoicesync.errors import CheckerUnavailable
 from invoicesync.examine import Examined, examine
+from invoicesync.logs import quiet_libraries
 from invoicesync.model import FileError
 from invoicesync.validate import Rules, SchemaUnavailable, self_test
 
@@ -128,6 +129,7 @@ def main(argv: list[str]) -> int:
     if argv:
         _die_with_parent(int(argv[0]))
     limit_memory(MAX_MEMORY_BYTES)
+    quiet_libraries()
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # a library's stray print() must not garble the answers
     try:

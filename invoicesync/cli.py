@@ -12,11 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import TextIO, cast
@@ -26,7 +24,7 @@ import structlog
 from invoicesync import __version__
 from invoicesync.config import Config, default_config_path, load_config
 from invoicesync.errors import ConfigError, InvoicesyncError
-from invoicesync.logs import configure_logging
+from invoicesync.logs import configure_logging, quiet_libraries
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_UNFINISHED = 0, 1, 2, 3
 ONCE_WAIT_SECONDS = 600.0  # `once` in cron must end: a marketplace out of reach is not waited for all day
@@ -172,6 +170,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from invoicesync import commands  # the commands pull in the whole service: keep --help fast
 
     if args.command == "validate":
+        quiet_libraries()
         return commands.validate(args)
     if args.command == "sandbox":
         configure_logging(format="auto", level="info")
@@ -266,17 +265,3 @@ class _Progress:
         if self._last:
             self._out.write("\r\x1b[K")
             self._out.flush()
-
-
-def _timestamp(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
-
-
-def _compile(pattern: str) -> re.Pattern[str]:
-    try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise ConfigError("--order-id", [f"not a regular expression: {exc}"]) from None
-    if "order" not in compiled.groupindex:
-        raise ConfigError("--order-id", ["needs a group named `order`, e.g. '^(?P<order>[A-Z0-9]+)$'"])
-    return compiled

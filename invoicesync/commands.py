@@ -21,7 +21,7 @@ from typing import Any
 
 from invoicesync import archive
 from invoicesync.config import SANDBOX, Config
-from invoicesync.errors import InvoicesyncError, ServiceError
+from invoicesync.errors import ConfigError, InvoicesyncError, ServiceError
 from invoicesync.examine import examine
 from invoicesync.journal import journal_problem, orphans_problem
 from invoicesync.model import FileError
@@ -294,7 +294,6 @@ def _daemon_running(state_dir: Path) -> bool:
 def validate(args: argparse.Namespace) -> int:
     """The verdict each file would get in an outbox, without a journal or a marketplace: one line per
     file (and per entry of a ZIP, which the daemon judges one by one), or one JSON object per line."""
-    from invoicesync.cli import _compile
     from invoicesync.config import load_config
 
     pattern = DEFAULT_ORDER_PATTERN
@@ -304,7 +303,7 @@ def validate(args: argparse.Namespace) -> int:
         pattern = box.files.order_id
         rules = rules_for(box.files.max_bytes, box.files.order_labels)
     if args.order_id:
-        pattern = _compile(args.order_id)
+        pattern = _order_pattern(args.order_id)
     failed = 0
     for path in args.files:
         for verdict in _verdicts(path, pattern, rules):
@@ -407,3 +406,14 @@ def sandbox(args: argparse.Namespace, config: Config | None) -> int:
     finally:
         server.stop()
     return EXIT_OK
+
+
+def _order_pattern(pattern: str) -> re.Pattern[str]:
+    """`validate --order-id`: a regular expression with a group named `order`."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError("--order-id", [f"not a regular expression: {exc}"]) from None
+    if "order" not in compiled.groupindex:
+        raise ConfigError("--order-id", ["needs a group named `order`, e.g. '^(?P<order>[A-Z0-9]+)$'"])
+    return compiled

@@ -134,12 +134,19 @@ def configure_logging(
     )
     for name in ("httpx", "httpcore"):  # they log request lines, and we log our own events
         logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_libraries()
     # its one error is a race at shutdown ("queue_events() called when the thread is inactive"), printed as
     # a bare line; a watch that really ends is noticed by the loop (`watch_events_stopped`)
     logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
     # stamina's own hook logs `stamina.retry_scheduled` at warning: a retried request is routine (what went
     # wrong for good is said by our own events), so it is our `request_retried`, at debug
     stamina.instrumentation.set_on_retry_hooks([_retry_logged])
+
+
+def quiet_libraries() -> None:
+    """pypdf reports what it repairs in a PDF as logging warnings: a verdict is our only output about a
+    file. Called by every process that judges files (the CLI's, each checker)."""
+    logging.getLogger("pypdf").setLevel(logging.CRITICAL)
 
 
 def _retry_logged(details: stamina.instrumentation.RetryDetails) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import io
-import logging
 import re
 import zlib
 from typing import BinaryIO
@@ -31,9 +30,6 @@ from pypdf.errors import DependencyError, LimitReachedError, PyPdfError
 from invoicesync.messages import file_error
 from invoicesync.model import FileError, Verdict
 from invoicesync.validate_xml import embedded_order_refs, same_order
-
-# pypdf reports what it repairs as logging warnings; a verdict is our only output
-logging.getLogger("pypdf").setLevel(logging.CRITICAL)
 
 VERSIONS = frozenset({b"1.0", b"1.1", b"1.2", b"1.3", b"1.4", b"1.5", b"1.6", b"1.7", b"2.0"})
 TRAILING = b" \t\r\n\x0c\x00"
