@@ -31,7 +31,7 @@ from bench.common import (
     write_config,
 )
 from invoicesync.journal import Journal
-from invoicesync.service import JOURNAL_NAME
+from invoicesync.statedir import JOURNAL_NAME
 
 LATENCY_MARGIN_SECONDS = 0.5
 RECOVERY_TARGET_SECONDS = 2.0

@@ -7,7 +7,6 @@ Each takes parsed arguments and settings and returns an exit code; errors are ra
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -28,9 +27,10 @@ from invoicesync.model import FileError
 from invoicesync.naming import DEFAULT_ORDER_PATTERN, is_ignored
 from invoicesync.outbox import Folders, folder_problem
 from invoicesync.sandbox import Sandbox
-from invoicesync.service import JOURNAL_NAME, LOCK_NAME, STATUS_NAME, make_marketplace, sandbox_options
+from invoicesync.statedir import JOURNAL_NAME, daemon_running, read_status
 from invoicesync.validate import Rules, kind_of, rules_for, self_test
 from invoicesync.watching import filesystem_type, is_network
+from invoicesync.wiring import make_marketplace, sandbox_options
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -122,10 +122,8 @@ def status(config: Config, *, as_json: bool) -> int:
     """Per outbox: files waiting, in flight (the oldest since when), sent and failed today, and, while
     a daemon runs, whether its uploads are paused or the outbox is stopped, with the reason."""
     journal_path = config.state_dir / JOURNAL_NAME
-    live: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        live = json.loads((config.state_dir / STATUS_NAME).read_text())
-    running = _daemon_running(config.state_dir)
+    live = read_status(config.state_dir)
+    running = daemon_running(config.state_dir)
     if not running:  # what a stopped daemon last said is not the state of things now, but its last error is
         outboxes = live.get("outboxes") if isinstance(live, dict) else None
         live = {
@@ -271,24 +269,6 @@ def _former_roots(db: sqlite3.Connection, name: str, root: Path) -> dict[str, in
     except sqlite3.OperationalError:  # no root column yet (schema < 3, no daemon started since)
         return {}
     return {str(former): int(count) for former, count in rows if Path(former) != root}
-
-
-def _daemon_running(state_dir: Path) -> bool:
-    """Whether the process named in the lock file is alive (the lock itself is left alone: taking it,
-    even for an instant, could turn away a daemon starting at that moment)."""
-    try:
-        pid = int((state_dir / LOCK_NAME).read_text().strip() or "0")
-    except (OSError, ValueError):
-        return False
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, under another user
-        return True
-    return True
 
 
 def validate(args: argparse.Namespace) -> int:

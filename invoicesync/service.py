@@ -9,9 +9,6 @@ SIGTERM (stop at a safe point, exit 0), SIGHUP (reload the configuration) and sd
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 import resource
 import socket
 import threading
@@ -19,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import structlog
 
@@ -32,18 +29,16 @@ from invoicesync.intake import Intake
 from invoicesync.journal import Journal, journal_problem, orphans_problem
 from invoicesync.marketplaces import Marketplace
 from invoicesync.marketplaces.deadline import abort_all, resume_all
-from invoicesync.marketplaces.octopia import OctopiaMarketplace
-from invoicesync.outbox import Folders, write_json_atomic
+from invoicesync.outbox import Folders
 from invoicesync.rootlock import RootLock, acquire_root
-from invoicesync.sandbox import Sandbox, SandboxOptions
+from invoicesync.sandbox import Sandbox
+from invoicesync.statedir import JOURNAL_NAME, acquire_lock, last_error_before, write_status
 from invoicesync.systemd import Notifier
 from invoicesync.validate import rules_for
 from invoicesync.watching import Watcher
+from invoicesync.wiring import destination_of, make_marketplace, sandbox_options
 from invoicesync.worker import Worker
 
-JOURNAL_NAME = "journal.sqlite3"
-LOCK_NAME = "invoicesync.lock"
-STATUS_NAME = "status.json"
 LOOP_ERROR_BACKOFF_SECONDS = 5.0
 # The built-in sandbox lists an import before it answers the upload (even a dropped or slowed answer),
 # so an unanswered upload absent from its list is surely absent at once; the real marketplace gets time.
@@ -54,67 +49,6 @@ MAX_WAIT_SECONDS = 5.0
 # The main thread's round (status.json, watchdog, a reload, a stop) is also run at once after each loop's
 # round (`_round_done`), so status follows every change; 0.2 s for `once`, which waits for the loops to end.
 SUPERVISE_SECONDS = 1.0
-
-
-def acquire_lock(state_dir: Path) -> IO[str]:
-    """One daemon per state directory: an exclusive, non-blocking flock held for the process's life."""
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(state_dir / LOCK_NAME, "a+")  # noqa: SIM115  # held open until exit on purpose
-    except OSError as exc:
-        raise ServiceError(f"The state directory {state_dir} cannot be used: {exc.strerror}.") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise ServiceError(
-            f"Another invoicesync is already running on {state_dir}; stop it first "
-            "(only one may use a state directory)."
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle
-
-
-def sandbox_options(config: Config) -> SandboxOptions:
-    box = config.sandbox
-    faults = box.faults
-    return SandboxOptions(
-        orders=box.orders,
-        processing_seconds=box.processing_seconds,
-        client_id=box.client_id,
-        client_secret=box.client_secret,
-        seller_id=box.seller_id,
-        token_ttl_seconds=faults.token_ttl_seconds,
-        error_rate=faults.error_rate,
-        rate_limit_rate=faults.rate_limit_rate,
-        retry_after_seconds=faults.retry_after_seconds,
-        slow_rate=faults.slow_rate,
-        slow_seconds=faults.slow_seconds,
-        drop_after_accept_rate=faults.drop_after_accept_rate,
-        list_delay_seconds=faults.list_delay_seconds,
-        refuse_tokens=faults.refuse_tokens,
-        seed=faults.seed,
-    )
-
-
-def make_marketplace(box: OutboxSettings, sandbox: Sandbox | None) -> Marketplace:
-    settings = box.octopia
-    if settings.base_url == SANDBOX:
-        if sandbox is None:
-            raise ServiceError(f"Outbox {box.name!r} uses the sandbox, but it is not running.")
-        base_url, token_url = sandbox.base_url, sandbox.token_url
-    else:
-        base_url, token_url = settings.base_url, settings.token_url or ""
-    return OctopiaMarketplace(
-        base_url=base_url,
-        token_url=token_url,
-        seller_id=settings.seller_id,
-        client_id=settings.client_id,
-        read_secret=settings.read_secret,
-    )
 
 
 @dataclass
@@ -137,12 +71,6 @@ class Loop:
     def beat(self) -> None:
         """The loop made headway (a turn, or a request moving bytes): the watchdog may be fed."""
         self.heartbeat = time.monotonic()
-
-
-def destination_of(box: OutboxSettings) -> str:
-    """Where an outbox's files go, as journaled with each batch: its marketplace, endpoint and seller."""
-    where = "the built-in sandbox" if box.octopia.base_url == SANDBOX else box.octopia.base_url
-    return f"{box.marketplace} {where}, seller {box.octopia.seller_id}"
 
 
 class Service:
@@ -350,7 +278,7 @@ class Service:
             on_checked=wake.set,
         )
         delivery = Delivery(
-            last_error=self._last_error_before(box.name),
+            last_error=last_error_before(self.config.state_dir, box.name),
             outbox_name=box.name,
             destination=destination_of(box),
             folders=folders,
@@ -388,8 +316,7 @@ class Service:
         )
         loop = Loop(worker=worker, marketplace=marketplace, journal=journal, watcher=watcher, wake=wake)
         watcher.on_event = loop.folder_changed
-        if isinstance(marketplace, OctopiaMarketplace):  # an upload may outlast WatchdogSec on a slow link
-            marketplace.progress = loop.beat
+        marketplace.progress = loop.beat  # an upload may outlast WatchdogSec on a slow link
         if not known:  # adoption is for files a crash left unjournaled: a reload leaves none
             worker.recover()
         return loop
@@ -478,15 +405,6 @@ class Service:
         self.notifier.ready()
         self.log.info("service_reloaded", outboxes=len(self._loops))
 
-    def _last_error_before(self, outbox: str) -> str | None:
-        """The last error an earlier run said for `outbox` (status.json): kept over a restart."""
-        try:
-            said = json.loads((self.config.state_dir / STATUS_NAME).read_text())
-            error = said["outboxes"][outbox]["last_error"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        return error if isinstance(error, str) else None
-
     def _write_status(self) -> None:
         """status.json for `invoicesync status`, and systemd's STATUS=, whenever they change. A state_dir
         that cannot take the file is already said by each outbox's health; the daemon goes on."""
@@ -510,7 +428,7 @@ class Service:
             self.notifier.status("; ".join(troubles) if troubles else "delivering")
             self._status_troubles = troubles
         try:
-            write_json_atomic(self.config.state_dir / STATUS_NAME, {"pid": os.getpid(), "outboxes": status})
+            write_status(self.config.state_dir, status)
         except OSError as exc:  # tried again on the next round, until the state_dir takes it
             self.log.debug("status_not_written", reason=exc.strerror or str(exc))
             return

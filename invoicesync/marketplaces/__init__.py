@@ -15,6 +15,7 @@ answer to an upload was lost: call `find_lost` before sending again) and `Outbox
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -23,6 +24,9 @@ from invoicesync.model import Batch, ImportSnapshot, Submission
 
 class Marketplace(Protocol):
     name: str  # "octopia", "kaufland": written into reports
+    # called whenever a request moves bytes: the service feeds systemd's watchdog with it, since one
+    # upload on a slow link may outlast WatchdogSec
+    progress: Callable[[], None]
 
     def submit(self, batch: Batch) -> Submission:
         """Send the batch once. Never retried blindly after the bytes left."""

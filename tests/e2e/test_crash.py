@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from invoicesync.sandbox import Sandbox, SandboxOptions
-from invoicesync.service import JOURNAL_NAME
+from invoicesync.statedir import JOURNAL_NAME
 from tests.badfiles import sample_pdf, sample_ubl
 from tests.conftest import wait_for
 from tests.e2e.conftest import Daemon, invoicesync

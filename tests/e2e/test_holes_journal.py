@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from invoicesync.service import JOURNAL_NAME
+from invoicesync.statedir import JOURNAL_NAME
 from tests.badfiles import sample_pdf
 from tests.e2e.conftest import invoicesync
 from tests.harness import drop, files_in, write_config

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from invoicesync.service import STATUS_NAME
+from invoicesync.statedir import STATUS_NAME
 from tests.badfiles import sample_pdf
 from tests.conftest import wait_for
 from tests.e2e.conftest import Daemon, invoicesync

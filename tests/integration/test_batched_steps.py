@@ -10,7 +10,8 @@ import pytest
 
 from invoicesync.journal import Journal
 from invoicesync.model import Stage
-from invoicesync.service import JOURNAL_NAME, Service
+from invoicesync.service import Service
+from invoicesync.statedir import JOURNAL_NAME
 from tests.badfiles import sample_pdf, zip_of
 from tests.harness import drop, files_in, leftovers, load, report
 

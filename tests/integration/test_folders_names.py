@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from invoicesync.sandbox import Sandbox
-from invoicesync.service import JOURNAL_NAME
+from invoicesync.statedir import JOURNAL_NAME
 from tests.conftest import wait_for
 from tests.harness import drop, leftovers
 from tests.integration.test_outbox_entries import WITHOUT_ROOT_READ, can_drop_root_read

@@ -15,7 +15,7 @@ import pytest
 from invoicesync.journal import Journal
 from invoicesync.model import ItemOutcome, Stage
 from invoicesync.sandbox import Sandbox
-from invoicesync.service import JOURNAL_NAME
+from invoicesync.statedir import JOURNAL_NAME
 from tests.badfiles import sample_pdf
 from tests.harness import files_in, leftovers, report
 from tests.oncerun import events, run_once, sandbox_config, start_sandbox

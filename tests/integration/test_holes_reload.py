@@ -9,7 +9,7 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from invoicesync.service import JOURNAL_NAME
+from invoicesync.statedir import JOURNAL_NAME
 from tests.badfiles import sample_pdf
 from tests.conftest import wait_for
 from tests.harness import drop, files_in

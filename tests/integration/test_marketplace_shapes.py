@@ -3,6 +3,7 @@ answered at once) without special cases in the loop: `submit` hands back a termi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class AnswersAtOnce:
     def __init__(self) -> None:
         self.requests: list[Batch] = []
         self.polls = 0
+        self.progress: Callable[[], None] = lambda: None
 
     def submit(self, batch: Batch) -> Submission:
         self.requests.append(batch)

@@ -35,8 +35,10 @@ from invoicesync.errors import TransientError
 from invoicesync.marketplaces.octopia import OctopiaMarketplace
 from invoicesync.model import Batch, BatchItem, Endpoint
 from invoicesync.sandbox import Sandbox, SandboxOptions
-from invoicesync.service import STATUS_NAME, Service, sandbox_options
+from invoicesync.service import Service
+from invoicesync.statedir import STATUS_NAME
 from invoicesync.systemd import Notifier
+from invoicesync.wiring import sandbox_options
 from tests.badfiles import sample_pdf, sample_ubl
 from tests.conftest import wait_for
 from tests.harness import drop, files_in, leftovers, report, write_config

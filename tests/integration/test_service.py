@@ -149,7 +149,7 @@ def test_slowly_written_file_is_not_claimed_before_it_is_complete(tmp_path: Path
     (root / "outbox").mkdir(parents=True, exist_ok=True)
     service._sandbox = None
     from invoicesync.sandbox import Sandbox
-    from invoicesync.service import sandbox_options
+    from invoicesync.wiring import sandbox_options
 
     with Sandbox.start(sandbox_options(config)) as sandbox:
         service._sandbox = sandbox

@@ -1,0 +1,57 @@
+"""wiring (shell): an outbox's settings -> the marketplace client it talks to, and the built-in sandbox's
+options from the configuration. The one place that knows which adapter serves which `marketplace:`.
+"""
+
+from __future__ import annotations
+
+from invoicesync.config import SANDBOX, Config, OutboxSettings
+from invoicesync.errors import ServiceError
+from invoicesync.marketplaces import Marketplace
+from invoicesync.marketplaces.octopia import OctopiaMarketplace
+from invoicesync.sandbox import Sandbox, SandboxOptions
+
+
+def sandbox_options(config: Config) -> SandboxOptions:
+    box = config.sandbox
+    faults = box.faults
+    return SandboxOptions(
+        orders=box.orders,
+        processing_seconds=box.processing_seconds,
+        client_id=box.client_id,
+        client_secret=box.client_secret,
+        seller_id=box.seller_id,
+        token_ttl_seconds=faults.token_ttl_seconds,
+        error_rate=faults.error_rate,
+        rate_limit_rate=faults.rate_limit_rate,
+        retry_after_seconds=faults.retry_after_seconds,
+        slow_rate=faults.slow_rate,
+        slow_seconds=faults.slow_seconds,
+        drop_after_accept_rate=faults.drop_after_accept_rate,
+        list_delay_seconds=faults.list_delay_seconds,
+        refuse_tokens=faults.refuse_tokens,
+        seed=faults.seed,
+    )
+
+
+def make_marketplace(box: OutboxSettings, sandbox: Sandbox | None) -> Marketplace:
+    """The client for `box`'s marketplace (the running built-in sandbox for `base_url: sandbox`)."""
+    settings = box.octopia
+    if settings.base_url == SANDBOX:
+        if sandbox is None:
+            raise ServiceError(f"Outbox {box.name!r} uses the sandbox, but it is not running.")
+        base_url, token_url = sandbox.base_url, sandbox.token_url
+    else:
+        base_url, token_url = settings.base_url, settings.token_url or ""
+    return OctopiaMarketplace(
+        base_url=base_url,
+        token_url=token_url,
+        seller_id=settings.seller_id,
+        client_id=settings.client_id,
+        read_secret=settings.read_secret,
+    )
+
+
+def destination_of(box: OutboxSettings) -> str:
+    """Where an outbox's files go, as journaled with each batch: its marketplace, endpoint and seller."""
+    where = "the built-in sandbox" if box.octopia.base_url == SANDBOX else box.octopia.base_url
+    return f"{box.marketplace} {where}, seller {box.octopia.seller_id}"
