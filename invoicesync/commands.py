@@ -10,10 +10,9 @@ import argparse
 import json
 import os
 import re
-import sqlite3
 import sys
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime
 from datetime import time as day_time
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from invoicesync import archive
 from invoicesync.config import SANDBOX, Config
 from invoicesync.errors import ConfigError, InvoicesyncError, ServiceError
 from invoicesync.examine import examine
-from invoicesync.journal import journal_problem, orphans_problem
+from invoicesync.journal import OutboxFigures, journal_problem, orphans_problem, outbox_figures
 from invoicesync.model import FileError
 from invoicesync.naming import DEFAULT_ORDER_PATTERN, is_ignored
 from invoicesync.outbox import Folders, folder_problem
@@ -139,15 +138,11 @@ def status(config: Config, *, as_json: bool) -> int:
         print(damaged, file=sys.stderr)
         return EXIT_FAILED
     rows: list[dict[str, Any]] = []
-    db = sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True) if journal_path.exists() else None
-    try:
-        for box in config.outboxes:
-            row = _outbox_status(box.name, box.root, box.files.ignore, db, midnight, live)
-            row["why_waiting"] = _why_waiting(row, box.files.empty_after_seconds, db, live)
-            rows.append(row)
-    finally:
-        if db is not None:
-            db.close()
+    for box in config.outboxes:
+        figures = outbox_figures(journal_path, box.name, root=box.root, since=midnight)
+        row = _outbox_status(box.name, box.root, box.files.ignore, figures, live)
+        row["why_waiting"] = _why_waiting(row, box.files.empty_after_seconds, figures, live)
+        rows.append(row)
     if as_json:
         print(json.dumps({"daemon_running": running, "outboxes": rows}, ensure_ascii=False, indent=2))
         return EXIT_OK
@@ -174,7 +169,7 @@ def status(config: Config, *, as_json: bool) -> int:
 
 
 def _why_waiting(
-    row: dict[str, Any], empty_after_seconds: float, db: sqlite3.Connection | None, live: dict[str, Any]
+    row: dict[str, Any], empty_after_seconds: float, figures: OutboxFigures, live: dict[str, Any]
 ) -> list[str]:
     """Why files have not moved on: settling or empty in outbox/ (what the daemon last said), uploads
     paused, files held back for an earlier file of the same order still in flight (from the journal)."""
@@ -189,86 +184,35 @@ def _why_waiting(
         )
     if row["paused"]:
         reasons.append("uploads paused (see PAUSED)")
-    if db is not None:
-        held = db.execute(
-            "SELECT COUNT(*) FROM items WHERE outbox = ? AND state = 'ready' AND order_id IN"
-            " (SELECT order_id FROM items WHERE outbox = ? AND state = 'batched')",
-            (row["outbox"], row["outbox"]),
-        ).fetchone()[0]
-        if held:
-            reasons.append(f"{held} waiting for an earlier file of the same order to finish")
+    if figures.held_for_order:
+        reasons.append(f"{figures.held_for_order} waiting for an earlier file of the same order to finish")
     return reasons
 
 
 def _outbox_status(
-    name: str,
-    root: Path,
-    ignore: tuple[str, ...],
-    db: sqlite3.Connection | None,
-    midnight: datetime,
-    live: dict[str, Any],
+    name: str, root: Path, ignore: tuple[str, ...], figures: OutboxFigures, live: dict[str, Any]
 ) -> dict[str, Any]:
     try:
         with os.scandir(root / "outbox") as entries:
             waiting = sum(1 for entry in entries if not is_ignored(entry.name, ignore) and not entry.is_dir())
     except OSError:
         waiting = 0
-    in_flight = sent = failed = 0
-    since: str | None = None
-    former_roots: dict[str, int] = {}
-    if db is not None:
-        former_roots = _former_roots(db, name, root)
-        in_flight = db.execute(
-            "SELECT COUNT(*) FROM items WHERE outbox = ? AND state != 'finished' AND state != 'container'",
-            (name,),
-        ).fetchone()[0]
-        oldest = db.execute(  # claimed first among those not finished: waiting in .processing/ longest
-            "SELECT received_at FROM items WHERE outbox = ? AND state != 'finished' ORDER BY seq LIMIT 1",
-            (name,),
-        ).fetchone()
-        since = (
-            None
-            if oldest is None
-            else datetime.fromisoformat(oldest[0]).astimezone().isoformat(timespec="seconds")
-        )
-        for (
-            outcome,
-            count,
-        ) in db.execute(  # an unpacked ZIP is counted by its entries, an unsafe one by itself
-            "SELECT outcome, COUNT(*) FROM items WHERE outbox = ? AND state = 'finished' AND finished_at >= ?"
-            " AND NOT (ext = 'zip' AND origin_id IS NULL"
-            " AND EXISTS (SELECT 1 FROM items AS entry WHERE entry.origin_id = items.item_id))"
-            " GROUP BY outcome",
-            (name, midnight.astimezone(UTC).isoformat()),  # finished_at is stored in UTC
-        ):
-            sent, failed = (count, failed) if outcome == "sent" else (sent, count)
+    oldest = figures.oldest_received_at
     info = live.get("outboxes", {}).get(name, {}) if isinstance(live, dict) else {}
     return {
         "outbox": name,
         "waiting": waiting,
-        "in_flight": in_flight,
-        "in_flight_since": since,
-        "sent_today": sent,
-        "failed_today": failed,
+        "in_flight": figures.in_flight,
+        "in_flight_since": None
+        if oldest is None
+        else datetime.fromisoformat(oldest).astimezone().isoformat(timespec="seconds"),
+        "sent_today": figures.sent_since,
+        "failed_today": figures.failed_since,
         "paused": info.get("paused"),
         "problem": info.get("problem"),
         "last_error": info.get("last_error"),
-        "former_roots": former_roots,
+        "former_roots": figures.former_roots,
     }
-
-
-def _former_roots(db: sqlite3.Connection, name: str, root: Path) -> dict[str, int]:
-    """Roots other than today's that files in flight were claimed under (`root` changed meanwhile): they
-    are finished there. Empty for a journal older than the root column."""
-    try:
-        rows = db.execute(
-            "SELECT root, COUNT(*) FROM items WHERE outbox = ? AND state != 'finished' AND root IS NOT NULL"
-            " GROUP BY root",
-            (name,),
-        ).fetchall()
-    except sqlite3.OperationalError:  # no root column yet (schema < 3, no daemon started since)
-        return {}
-    return {str(former): int(count) for former, count in rows if Path(former) != root}
 
 
 def validate(args: argparse.Namespace) -> int:

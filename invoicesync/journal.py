@@ -548,3 +548,68 @@ class Journal:
                 "UPDATE batches SET state = 'done', raw = COALESCE(?, raw) WHERE batch_id = ?",
                 (None if raw is None else json.dumps(raw, ensure_ascii=False), batch_id),
             )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxFigures:
+    """What `status` shows of one outbox from the journal."""
+
+    in_flight: int  # claimed, not finished (a dropped ZIP unpacked into its entries counts by them)
+    oldest_received_at: str | None  # the file waiting in .processing/ longest (UTC, ISO)
+    sent_since: int  # finished since the given time (an unpacked ZIP counted by its entries)
+    failed_since: int
+    held_for_order: int  # ready, waiting for an earlier file of the same order still in flight
+    former_roots: dict[str, int]  # in flight under a root other than today's: finished there
+
+
+def outbox_figures(path: Path, outbox: str, *, root: Path, since: datetime) -> OutboxFigures:
+    """The figures of `outbox` read from the journal at `path`, read-only (a running daemon is never
+    disturbed); all zero when there is no journal yet."""
+    if not path.exists():
+        return OutboxFigures(0, None, 0, 0, 0, {})
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return _figures(db, outbox, root, since)
+    finally:
+        db.close()
+
+
+def _figures(db: sqlite3.Connection, outbox: str, root: Path, since: datetime) -> OutboxFigures:
+    in_flight = db.execute(
+        "SELECT COUNT(*) FROM items WHERE outbox = ? AND state != 'finished' AND state != 'container'",
+        (outbox,),
+    ).fetchone()[0]
+    oldest = db.execute(  # claimed first among those not finished: waiting in .processing/ longest
+        "SELECT received_at FROM items WHERE outbox = ? AND state != 'finished' ORDER BY seq LIMIT 1",
+        (outbox,),
+    ).fetchone()
+    finished = dict(
+        db.execute(  # an unpacked ZIP is counted by its entries, an unsafe one by itself
+            "SELECT outcome, COUNT(*) FROM items WHERE outbox = ? AND state = 'finished' AND finished_at >= ?"
+            " AND NOT (ext = 'zip' AND origin_id IS NULL"
+            " AND EXISTS (SELECT 1 FROM items AS entry WHERE entry.origin_id = items.item_id))"
+            " GROUP BY outcome",
+            (outbox, since.astimezone(UTC).isoformat()),  # finished_at is stored in UTC
+        ).fetchall()
+    )
+    held = db.execute(
+        "SELECT COUNT(*) FROM items WHERE outbox = ? AND state = 'ready' AND order_id IN"
+        " (SELECT order_id FROM items WHERE outbox = ? AND state = 'batched')",
+        (outbox, outbox),
+    ).fetchone()[0]
+    try:
+        rows = db.execute(
+            "SELECT root, COUNT(*) FROM items WHERE outbox = ? AND state != 'finished' AND root IS NOT NULL"
+            " GROUP BY root",
+            (outbox,),
+        ).fetchall()
+    except sqlite3.OperationalError:  # no root column yet (schema < 3, no daemon started since)
+        rows = []
+    return OutboxFigures(
+        in_flight=int(in_flight),
+        oldest_received_at=None if oldest is None else str(oldest[0]),
+        sent_since=int(finished.get("sent", 0)),
+        failed_since=int(finished.get("failed", 0)),
+        held_for_order=int(held),
+        former_roots={str(former): int(count) for former, count in rows if Path(former) != root},
+    )
