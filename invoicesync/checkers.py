@@ -34,6 +34,7 @@ from typing import Any
 import structlog
 
 from invoicesync.checker import decode_answer, encode_request
+from invoicesync.config import DEFAULT_CHECK_SECONDS
 from invoicesync.errors import CheckerUnavailable
 from invoicesync.examine import Examined
 from invoicesync.messages import file_error
@@ -41,7 +42,7 @@ from invoicesync.model import FileError
 from invoicesync.naming import order_id_of
 from invoicesync.validate import Rules, kind_of
 
-TIME_LIMIT_SECONDS = 60.0  # one file's check (files.check_seconds); a 1,500-page PDF opens in about 0.1 s
+TIME_LIMIT_SECONDS = DEFAULT_CHECK_SECONDS  # files.check_seconds; a 1,500-page PDF opens in about 0.1 s
 IDLE_SECONDS = 120.0  # a checker without work for this long is stopped
 START_LIMIT_SECONDS = 60.0  # imports and the UBL schemas, on a slow disk
 START_RETRY_SECONDS = 10.0  # after a checker failed to start, the next start is tried after this long

@@ -40,9 +40,12 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from invoicesync.errors import ConfigError, OutboxBlocked
+from invoicesync.naming import DEFAULT_ORDER_PATTERN
+from invoicesync.validate import DEFAULT_MAX_BYTES
+
+DEFAULT_CHECK_SECONDS = 60.0  # one file's content check, at most (files.check_seconds)
 
 DEFAULT_CONFIG_PATH = Path("/etc/invoicesync/config.yaml")
-DEFAULT_ORDER_ID = r"^(?P<order>[A-Za-z0-9][A-Za-z0-9_-]{3,63})$"
 SANDBOX = "sandbox"
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -320,10 +323,10 @@ class OctopiaSettings(_Settings):
 
 
 class FileSettings(_Settings):
-    order_id: OrderPattern = re.compile(DEFAULT_ORDER_ID)
-    max_bytes: Size = 20_000_000
+    order_id: OrderPattern = DEFAULT_ORDER_PATTERN
+    max_bytes: Size = DEFAULT_MAX_BYTES
     empty_after_seconds: PositiveSeconds = Field(default=3600.0, validation_alias="empty_after")
-    check_seconds: PositiveSeconds = 60.0  # one file's content check, at most
+    check_seconds: PositiveSeconds = DEFAULT_CHECK_SECONDS  # one file's content check, at most
     ignore: Globs = ()
     order_labels: Globs | None = None
 

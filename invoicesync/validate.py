@@ -73,11 +73,16 @@ KIND_WORDS = {
 ZIP_MAX_TOTAL_BYTES = 500_000_000  # what a dropped ZIP may unpack to, at most
 
 
+DEFAULT_MAX_BYTES = 20_000_000  # files.max_bytes unless an outbox says otherwise
+
+
 @dataclass(frozen=True, slots=True)
 class Rules:
     """Limits and labels of the content check; defaults match `files:` in config.example.yaml."""
 
-    max_bytes: int = 20_000_000  # any file, a dropped ZIP too; what a ZIP unpacks to: zip_max_total_bytes
+    max_bytes: int = (
+        DEFAULT_MAX_BYTES  # any file, a dropped ZIP too; what a ZIP unpacks to: zip_max_total_bytes
+    )
     order_labels: tuple[str, ...] = DEFAULT_ORDER_LABELS
     pdf_pages_for_text: int = 3
     pdf_max_pages: int = 2000
