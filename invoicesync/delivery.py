@@ -44,11 +44,13 @@ from invoicesync.messages import file_error
 from invoicesync.model import (
     Batch,
     BatchItem,
+    BatchState,
     Endpoint,
     FileError,
     ImportSnapshot,
     ImportStatus,
     ItemOutcome,
+    ItemState,
     Stage,
     Submission,
 )
@@ -103,7 +105,7 @@ class Delivery:
         """Batches of the ready files. While verdicts are awaited (`checking`), only full batches go, and an
         order with a file still being checked (`orders_checking`) waits for it: files claimed together are
         sent together, the PDF and XML of one order in one request."""
-        ready = self.journal.items(self.outbox_name, "ready")
+        ready = self.journal.items(self.outbox_name, ItemState.READY)
         if not ready:
             self.next_deadline = None
             return
@@ -168,7 +170,7 @@ class Delivery:
         A paused outbox (credentials refused) makes no call at all until `paused_until`."""
         earliest: float | None = None
         for row in self.journal.open_batches(self.outbox_name):
-            if polls_only and row.state != "submitted":
+            if polls_only and row.state != BatchState.SUBMITTED:
                 continue
             now = self.wall()
             if row.next_attempt_at <= now and not self.is_paused(now):
@@ -186,24 +188,28 @@ class Delivery:
                         reason=str(exc),
                         retry_in_seconds=round(delay, 2),
                     )
-                    self.journal.batch_wait(row.batch_id, state=row.state, next_attempt_at=now + delay)
+                    self.journal.schedule_batch(
+                        row.batch_id, state=BatchState(row.state), next_attempt_at=now + delay
+                    )
                 except Exception as exc:  # one batch's local trouble must not stop the others
                     self.log.exception("batch_step_failed", batch_id=row.batch_id, state=row.state)
                     self._note_error(f"batch {row.batch_id}: {exc}")
                     delay = self._retry_delay(row.poll_attempt + 1, None)
-                    self.journal.batch_wait(row.batch_id, state=row.state, next_attempt_at=now + delay)
+                    self.journal.schedule_batch(
+                        row.batch_id, state=BatchState(row.state), next_attempt_at=now + delay
+                    )
                 row = self.journal.batch(row.batch_id) or row
-            if row.state != "done":
+            if row.state != BatchState.DONE:
                 at = max(row.next_attempt_at, self.paused_until)
                 earliest = at if earliest is None else min(earliest, at)
         return earliest
 
     def _step(self, row: BatchRow) -> None:
-        if row.state == "planned":
+        if row.state == BatchState.PLANNED:
             self._upload(row)
-        elif row.state == "uploading":
+        elif row.state == BatchState.UPLOADING:
             self._reconcile(row)
-        elif row.state == "submitted":
+        elif row.state == BatchState.SUBMITTED:
             self._poll(row)
 
     def _batch(self, row: BatchRow) -> Batch:
@@ -217,7 +223,7 @@ class Delivery:
                 content_type=CONTENT_TYPES.get(item.ext, "application/octet-stream"),
             )
             for item in self.journal.batch_items(row.batch_id)
-            if item.state == "batched"
+            if item.state == ItemState.BATCHED
         )
         bundle_path = (
             self.bundle_dir / f"{row.bundle_name}.zip" if row.endpoint == Endpoint.BULK_IMPORT else None
@@ -239,7 +245,7 @@ class Delivery:
         folder.mkdir(parents=True, exist_ok=True)
         kept = 0
         for item in self.journal.batch_items(row.batch_id):
-            if item.state != "batched":
+            if item.state != ItemState.BATCHED:
                 continue
             source = self.folders.claimed_path(item.host, item.claim_name, item.root)
             try:
@@ -289,7 +295,9 @@ class Delivery:
             self._note_error(str(exc))
             self.log.warning("upload_answer_lost", batch_id=row.batch_id, bundle=row.bundle_name)
             self.journal.batch_lost(row.batch_id, lost_at=self.wall(), empty_looks=0)
-            self.journal.batch_wait(row.batch_id, state="uploading", next_attempt_at=self.wall() + 1.0)
+            self.journal.schedule_batch(
+                row.batch_id, state=BatchState.UPLOADING, next_attempt_at=self.wall() + 1.0
+            )
             return
         except RejectedError as exc:
             self.log.warning("upload_rejected", batch_id=row.batch_id, status=exc.status_code)
@@ -337,11 +345,11 @@ class Delivery:
         if looks >= MIN_EMPTY_LOOKS and grace_over:
             self.log.info("lost_upload_absent", batch_id=row.batch_id, looks=looks)
             self.journal.batch_lost(row.batch_id, lost_at=None, empty_looks=0)
-            self.journal.batch_wait(row.batch_id, state="planned", next_attempt_at=now)
+            self.journal.schedule_batch(row.batch_id, state=BatchState.PLANNED, next_attempt_at=now)
             return
         self.journal.batch_lost(row.batch_id, lost_at=lost_at, empty_looks=looks)
         next_look = max(lost_at + self.limits.lost_grace_seconds, now + self.limits.lost_grace_seconds / 2)
-        self.journal.batch_wait(row.batch_id, state="uploading", next_attempt_at=next_look)
+        self.journal.schedule_batch(row.batch_id, state=BatchState.UPLOADING, next_attempt_at=next_look)
 
     def _poll(self, row: BatchRow) -> None:
         assert row.import_id is not None  # submitted batches always carry one
@@ -389,7 +397,9 @@ class Delivery:
                     "import_unknown_to_marketplace", batch_id=row.batch_id, import_id=flight.import_id
                 )
                 self.journal.batch_lost(row.batch_id, lost_at=self.wall(), empty_looks=0)
-                self.journal.batch_wait(row.batch_id, state="uploading", next_attempt_at=self.wall())
+                self.journal.schedule_batch(
+                    row.batch_id, state=BatchState.UPLOADING, next_attempt_at=self.wall()
+                )
             case Finished(outcomes=outcomes) | GiveUp(outcomes=outcomes):
                 results = _entries_by_item(flight, snapshot)
                 self._record(row, list(outcomes), snapshot, results)

@@ -26,7 +26,7 @@ from invoicesync.errors import CheckerUnavailable
 from invoicesync.examine import Examined
 from invoicesync.journal import ItemRow, Journal
 from invoicesync.messages import file_error
-from invoicesync.model import FileError, Stage
+from invoicesync.model import FileError, ItemState, Stage
 from invoicesync.naming import order_id_of, split_extension, unusable_name
 from invoicesync.outbox import CLAIM_SEPARATOR, Folders, fsync_dir
 from invoicesync.settle import NOTHING_SEEN, Kind, Seen, settle
@@ -221,7 +221,7 @@ class Intake:
         if room <= 0:
             return
         self.unchecked = False
-        for item in self.journal.items(self.outbox_name, "claimed"):
+        for item in self.journal.items(self.outbox_name, ItemState.CLAIMED):
             if item.item_id in self.checking or item.item_id in self.unpacking:
                 continue
             if room == 0:

@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from invoicesync.model import FileError, ItemOutcome, Stage
+from invoicesync.model import BatchState, FileError, ItemOutcome, ItemState, Stage
 
 SCHEMA_VERSION = 4  # 2: batches.lost_at, batches.empty_looks; 3: items.root; 4: batches.destination
 
@@ -299,7 +299,7 @@ class Journal:
                         claim["claim_name"],
                         claim.get("origin_id"),
                         claim["ext"],
-                        claim.get("state", "claimed"),
+                        claim.get("state", ItemState.CLAIMED),
                         claim["received_at"],
                         claim.get("root"),
                     ),
@@ -312,7 +312,7 @@ class Journal:
         row = self._db.execute(f"{SELECT_ITEMS} WHERE item_id = ?", (item_id,)).fetchone()
         return None if row is None else ItemRow(*row)
 
-    def items(self, outbox: str, state: str) -> list[ItemRow]:
+    def items(self, outbox: str, state: ItemState) -> list[ItemRow]:
         rows = self._db.execute(
             f"{SELECT_ITEMS} WHERE outbox = ? AND state = ? AND state != 'finished' ORDER BY seq",
             (outbox, state),
@@ -504,7 +504,7 @@ class Journal:
                 (lost_at, empty_looks, batch_id),
             )
 
-    def batch_wait(self, batch_id: str, *, state: str, next_attempt_at: float) -> None:
+    def schedule_batch(self, batch_id: str, *, state: BatchState, next_attempt_at: float) -> None:
         """Back to `planned` (try again) or stay `uploading` (look the upload up) at a later time."""
         with self._write() as db:
             db.execute(

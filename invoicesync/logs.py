@@ -15,7 +15,6 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO, cast
 
-import stamina
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
@@ -138,25 +137,12 @@ def configure_logging(
     # its one error is a race at shutdown ("queue_events() called when the thread is inactive"), printed as
     # a bare line; a watch that really ends is noticed by the loop (`watch_events_stopped`)
     logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
-    # stamina's own hook logs `stamina.retry_scheduled` at warning: a retried request is routine (what went
-    # wrong for good is said by our own events), so it is our `request_retried`, at debug
-    stamina.instrumentation.set_on_retry_hooks([_retry_logged])
 
 
 def quiet_libraries() -> None:
     """pypdf reports what it repairs in a PDF as logging warnings: a verdict is our only output about a
     file. Called by every process that judges files (the CLI's, each checker)."""
     logging.getLogger("pypdf").setLevel(logging.CRITICAL)
-
-
-def _retry_logged(details: stamina.instrumentation.RetryDetails) -> None:
-    structlog.get_logger("invoicesync").debug(
-        "request_retried",
-        call=details.name.rpartition(".")[2],
-        retry=details.retry_num,
-        wait_seconds=round(details.wait_for, 2),
-        reason=redact_text(f"{type(details.caused_by).__name__}: {details.caused_by}"),
-    )
 
 
 def get_logger(**bound: Any) -> FilteringBoundLogger:

@@ -18,6 +18,26 @@ class Endpoint(StrEnum):
     ORDER_DOCUMENTS = "order"  # POST /orders/{orderId}/invoice-documents: files that belong together
 
 
+class ItemState(StrEnum):
+    """A file's state in the journal (`items.state`), in the order a file goes through them."""
+
+    CLAIMED = "claimed"  # renamed into .processing/, not yet checked
+    READY = "ready"  # checked, waiting to be sent
+    BATCHED = "batched"  # in a batch (planned, uploading or submitted)
+    DECIDED = "decided"  # its fate known and journaled; its report and move not yet done
+    FINISHED = "finished"  # in sent/ or failed/, beside its report
+    CONTAINER = "container"  # a dropped ZIP whose entries travel on their own
+
+
+class BatchState(StrEnum):
+    """A batch's state in the journal (`batches.state`)."""
+
+    PLANNED = "planned"  # made, not yet sent (or to be sent again)
+    UPLOADING = "uploading"  # its bytes may have left: never sent again without looking it up first
+    SUBMITTED = "submitted"  # the marketplace took it: its import is polled
+    DONE = "done"  # every file's outcome journaled
+
+
 class Stage(StrEnum):
     """Where in the flow a file's fate was decided (the report's `stage`)."""
 

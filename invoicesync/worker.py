@@ -26,7 +26,7 @@ from invoicesync.health import Health
 from invoicesync.intake import UNPACK_PREFIX, Intake
 from invoicesync.journal import ItemRow, Journal
 from invoicesync.messages import file_error
-from invoicesync.model import Stage
+from invoicesync.model import ItemState, Stage
 from invoicesync.outbox import (
     Folders,
     NameTaken,
@@ -169,12 +169,12 @@ class Worker:
                 self.health.finishing.set(None)
 
     def finish_decided(self) -> None:
-        decided = self._with_destinations(self.journal.items(self.name, "decided"))
+        decided = self._with_destinations(self.journal.items(self.name, ItemState.DECIDED))
         for start in range(0, len(decided), FINISH_PER_COMMIT):
             self._finish_together(decided[start : start + FINISH_PER_COMMIT])
-        for container in self.journal.items(self.name, "container"):
+        for container in self.journal.items(self.name, ItemState.CONTAINER):
             entries = self.journal.entries_of(container.item_id)
-            if all(entry.state == "finished" for entry in entries):
+            if all(entry.state == ItemState.FINISHED for entry in entries):
                 summary = [_entry_summary(entry) for entry in entries]
                 # sent/ when any of its files was sent; failed/, where a person looks, when none was
                 sent_any = any(entry["outcome"] == "sent" for entry in summary)

@@ -15,12 +15,29 @@ from email.utils import parsedate_to_datetime
 from typing import BinaryIO
 
 import httpx
+import stamina
+import structlog
 
 from invoicesync.logs import redact_text
 
 # Write timeouts are per chunk and httpx has no total deadline: callers bound whole operations themselves.
 DEFAULT_TIMEOUT = httpx.Timeout(10, connect=5, write=60, pool=5)
 DEFAULT_LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=2)
+
+
+def _retry_logged(details: stamina.instrumentation.RetryDetails) -> None:
+    """stamina's own hook logs `stamina.retry_scheduled` at warning; a retried request is routine (what
+    went wrong for good is said by our own events), so it is our `request_retried`, at debug."""
+    structlog.get_logger("invoicesync").debug(
+        "request_retried",
+        call=details.name.rpartition(".")[2],
+        retry=details.retry_num,
+        wait_seconds=round(details.wait_for, 2),
+        reason=redact_text(f"{type(details.caused_by).__name__}: {details.caused_by}"),
+    )
+
+
+stamina.instrumentation.set_on_retry_hooks([_retry_logged])  # for every process that makes requests
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from invoicesync.journal import Journal
-from invoicesync.model import Stage
+from invoicesync.model import ItemState, Stage
 from invoicesync.service import Service
 from invoicesync.statedir import JOURNAL_NAME
 from tests.badfiles import sample_pdf, zip_of
@@ -39,7 +39,7 @@ def test_steps_in_one_transaction_commit_together_or_not_at_all(tmp_path: Path) 
     with pytest.raises(RuntimeError), journal.transaction():
         journal.mark_ready("AAAA0001", order_id="AAAA0001", size=1, sha256="0" * 64, ready_at=1.0)
         raise RuntimeError("the process dies before the commit")
-    assert [item.item_id for item in journal.items("shop", "claimed")] == ["AAAA0001", "AAAA0002"]
+    assert [item.item_id for item in journal.items("shop", ItemState.CLAIMED)] == ["AAAA0001", "AAAA0002"]
 
     with journal.transaction():
         journal.mark_ready("AAAA0001", order_id="AAAA0001", size=1, sha256="0" * 64, ready_at=1.0)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from invoicesync.journal import Journal
+from invoicesync.model import ItemState
 from invoicesync.sandbox import Sandbox
 from tests.badfiles import sample_pdf
 from tests.harness import drop, leftovers
@@ -93,7 +94,7 @@ def test_a_name_taken_at_the_destination_after_naming_gets_a_new_name(
     (root / "failed").chmod(0o755)
     journal = Journal(tmp_path / "state" / "journal.sqlite3")
     try:
-        named = [row.dest_name for row in journal.items("shop", "decided")]
+        named = [row.dest_name for row in journal.items("shop", ItemState.DECIDED)]
     finally:
         journal.close()
     if named != ["TAKEN123.pdf"]:

@@ -241,7 +241,7 @@ def test_thirty_percent_faults_deliver_a_hundred_files_once_each(tmp_path: Path)
     assert sum(seen.values()) >= 0.2 * calls, (seen, calls)
     assert seen.get("rate_limit", 0) > 0 and seen.get("slow", 0) > 0
     assert seen.get("server_error", 0) + seen.get("unavailable", 0) + seen.get("unavailable_empty", 0) > 0
-    assert events_named(events, "stamina.retry_scheduled"), "faults were retried by stamina"
+    assert events_named(events, "request_retried"), "faults were retried (stamina)"
     assert events_named(events, "upload_answer_lost"), "a 5xx after an upload was looked up, not re-sent"
     assert not events_named(events, "outbox_loop_failed") and not events_named(events, "outbox_paused")
     assert_no_secret(json.dumps(events, default=str), reports_text(root))
