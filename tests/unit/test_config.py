@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 import textwrap
 from pathlib import Path
+from typing import get_args
 
 import pytest
+from pydantic import BaseModel
 
 from invoicesync.config import (
+    Config,
     default_config_path,
     load_config,
     parse_duration,
@@ -562,3 +565,26 @@ def test_missing_credentials_show_beside_every_other_problem(home: Path) -> None
     assert any(p.startswith("outboxes[0].octopia.seller_id: must be quoted") for p in found), found
     assert any(p.startswith("outboxes[0].watch.mode") for p in found), found
     assert len([p for p in found if "give exactly one" in p]) == 1, found
+
+
+def _keys(model: type[BaseModel]) -> set[str]:
+    """Every YAML key of `model` and the models under it (aliases where a key has one)."""
+    found: set[str] = set()
+    for name, field in model.model_fields.items():
+        key = field.validation_alias if isinstance(field.validation_alias, str) else name
+        found.add(key)
+        for inner in (field.annotation, *get_args(field.annotation)):
+            for candidate in (inner, *get_args(inner)):
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    found |= _keys(candidate)
+    return found
+
+
+def test_the_example_documents_every_key_and_no_other() -> None:
+    """Issue 14: config.example.yaml is the reference; a key added to the models and not to the example
+    (or the other way round) fails here. Commented keys count: they show a value one may set."""
+    text = EXAMPLE.read_text()
+    written = set(re.findall(r"^[ #-]*([a-z_]+):", text, re.MULTILINE))
+    keys = _keys(Config) - {"source"}  # `source` is where the file was read from, not a key
+    assert keys - written == set(), "keys the example does not show"
+    assert written - keys - {"outboxes"} == set(), "keys the example shows that the models do not know"
