@@ -17,8 +17,11 @@ from datetime import time as day_time
 from pathlib import Path
 from typing import Any
 
+import yaml
+from pydantic import BaseModel, ValidationError
+
 from invoicesync import archive
-from invoicesync.config import SANDBOX, Config
+from invoicesync.config import SANDBOX, Config, FaultSettings, SandboxSettings
 from invoicesync.errors import ConfigError, InvoicesyncError, ServiceError
 from invoicesync.examine import examine
 from invoicesync.journal import OutboxFigures, journal_problem, orphans_problem, outbox_figures
@@ -291,6 +294,39 @@ def _failed(base: dict[str, Any], error: FileError) -> dict[str, Any]:
     }
 
 
+SANDBOX_FLAGS = (  # each is the config's `sandbox.faults` key (or `sandbox.processing_seconds`)
+    "processing_seconds",
+    "error_rate",
+    "rate_limit_rate",
+    "retry_after_seconds",
+    "slow_rate",
+    "slow_seconds",
+    "drop_after_accept_rate",
+    "list_delay_seconds",
+    "token_ttl_seconds",
+    "seed",
+)
+
+
+def _sandbox_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags given, checked by the very validators of the config's `sandbox` section (one rule, one
+    sentence, in the file and on the command line); ConfigError lists every flag that is wrong."""
+    given = {flag: getattr(args, flag) for flag in SANDBOX_FLAGS if getattr(args, flag) is not None}
+    problems = []
+    values: dict[str, Any] = {}
+    for flag, text in given.items():
+        value = yaml.safe_load(text) if isinstance(text, str) else text  # "0.5" -> 0.5, "2s" stays text
+        model: type[BaseModel] = SandboxSettings if flag == "processing_seconds" else FaultSettings
+        try:
+            values[flag] = getattr(model.model_validate({flag: value}), flag)
+        except ValidationError as error:
+            reason = error.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+            problems.append(f"--{flag.replace('_', '-')}: {reason}, not {text!r}")
+    if problems:
+        raise ConfigError("invoicesync sandbox", problems)
+    return values
+
+
 def sandbox(args: argparse.Namespace, config: Config | None) -> int:
     from dataclasses import replace
 
@@ -300,21 +336,7 @@ def sandbox(args: argparse.Namespace, config: Config | None) -> int:
     changes: dict[str, Any] = {}
     if args.orders:
         changes["orders"] = frozenset(order.strip() for order in args.orders.split(",") if order.strip())
-    for flag in (
-        "processing_seconds",
-        "error_rate",
-        "rate_limit_rate",
-        "retry_after_seconds",
-        "slow_rate",
-        "slow_seconds",
-        "drop_after_accept_rate",
-        "list_delay_seconds",
-        "token_ttl_seconds",
-        "seed",
-    ):
-        value = getattr(args, flag)
-        if value is not None:
-            changes[flag] = value
+    changes.update(_sandbox_flags(args))
     if args.refuse_tokens:
         changes["refuse_tokens"] = True
     options = replace(options, **changes)

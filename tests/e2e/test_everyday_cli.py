@@ -1,4 +1,5 @@
-"""Issue 13 items 14 and 17: the sandbox refuses out-of-range options with a sentence, not a traceback;
+"""Issue 13 items 14 and 17: the sandbox refuses out-of-range options with a sentence, not a traceback
+(the config's own validators, issue 14);
 `validate --help` says what it does, and the samples validate as their README says."""
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ REPO = Path(__file__).resolve().parents[2]
     ("flags", "said"),
     [
         (["--port", "99999"], "--port: must be a port number from 0 to 65535"),
-        (["--error-rate", "2"], "--error-rate: must be a share from 0 to 1"),
-        (["--slow-rate", "-1"], "--slow-rate: must be a share from 0 to 1"),
-        (["--slow-seconds", "soon"], "--slow-seconds: must be a number of seconds"),
-        (["--token-ttl-seconds", "0"], "--token-ttl-seconds: must be a whole number of seconds"),
+        (["--error-rate", "2"], "--error-rate: must be a number from 0 to 1, not '2'"),
+        (["--slow-rate", "-1"], "--slow-rate: must be a number from 0 to 1, not '-1'"),
+        (["--slow-seconds", "soon"], "--slow-seconds: must be a duration such as 500ms"),
+        (["--token-ttl-seconds", "0"], "--token-ttl-seconds: must be a whole number of at least 1"),
     ],
 )
 def test_the_sandbox_refuses_options_out_of_range(tmp_path: Path, flags: list[str], said: str) -> None:
