@@ -294,17 +294,10 @@ def _failed(base: dict[str, Any], error: FileError) -> dict[str, Any]:
     }
 
 
-SANDBOX_FLAGS = (  # each is the config's `sandbox.faults` key (or `sandbox.processing_seconds`)
+# each is the config's `sandbox.faults` key of that name (or `sandbox.processing_seconds`)
+SANDBOX_FLAGS = (
     "processing_seconds",
-    "error_rate",
-    "rate_limit_rate",
-    "retry_after_seconds",
-    "slow_rate",
-    "slow_seconds",
-    "drop_after_accept_rate",
-    "list_delay_seconds",
-    "token_ttl_seconds",
-    "seed",
+    *(name for name in FaultSettings.model_fields if name != "refuse_tokens"),
 )
 
 

@@ -12,24 +12,15 @@ from invoicesync.sandbox import Sandbox, SandboxOptions
 
 
 def sandbox_options(config: Config) -> SandboxOptions:
+    """The `sandbox` section as the sandbox's options: each fault key is the option of the same name."""
     box = config.sandbox
-    faults = box.faults
     return SandboxOptions(
         orders=box.orders,
         processing_seconds=box.processing_seconds,
         client_id=box.client_id,
         client_secret=box.client_secret,
         seller_id=box.seller_id,
-        token_ttl_seconds=faults.token_ttl_seconds,
-        error_rate=faults.error_rate,
-        rate_limit_rate=faults.rate_limit_rate,
-        retry_after_seconds=faults.retry_after_seconds,
-        slow_rate=faults.slow_rate,
-        slow_seconds=faults.slow_seconds,
-        drop_after_accept_rate=faults.drop_after_accept_rate,
-        list_delay_seconds=faults.list_delay_seconds,
-        refuse_tokens=faults.refuse_tokens,
-        seed=faults.seed,
+        **dict(box.faults),
     )
 
 
