@@ -205,6 +205,7 @@ class Folders:
     create_root: bool = False  # else a missing root is waited for, said, and never made
     lock: Callable[[Path], None] | None = None  # takes the root's lock (rootlock) before it is used
     prepared: bool = False
+    on_prepared: Callable[[Folders], None] | None = None  # told once the root is ready (its mount known)
 
     @functools.cached_property
     def outbox(self) -> Path:
@@ -260,6 +261,8 @@ class Folders:
         found = mount_of(self.root)
         self.mount = None if found is None else found[0]
         self.prepared = True
+        if self.on_prepared is not None:
+            self.on_prepared(self)
         return created
 
     def unavailable(self) -> str | None:

@@ -152,6 +152,9 @@ class Service:
                 resume_all()
         return self._final_tally
 
+    def _root_ready(self, folders: Folders) -> None:
+        self._mounts[folders.root] = folders.mount
+
     def _lock_root(self, root: Path) -> None:
         """`root` locked for this daemon before anything in it is touched (see `rootlock`)."""
         if root in self._root_locks:
@@ -248,12 +251,11 @@ class Service:
             create_root=box.create_root,
             lock=self._lock_root,
             prepared=known,
+            # a root prepared later (it was missing) is known from then on: a reload never prepares it again
+            on_prepared=self._root_ready,
         )
-        if not known:
-            if folders.prepare():
-                self.log.info("outbox_root_created", outbox=box.name, root=str(box.root))
-            if folders.prepared:  # else its health says the root is missing, and prepares it when it is there
-                self._mounts[box.root] = folders.mount
+        if not known and folders.prepare():  # a missing root: its health says so, and prepares it later
+            self.log.info("outbox_root_created", outbox=box.name, root=str(box.root))
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         journal = Journal(self.config.state_dir / JOURNAL_NAME)
         bundle_dir = self.config.state_dir / "bundles"
