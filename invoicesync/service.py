@@ -143,7 +143,7 @@ class Service:
         finally:
             self.notifier.stopping()
             self._shutdown()
-            for root_lock in self._root_locks.values():
+            for root_lock in list(self._root_locks.values()):
                 root_lock.release()
             self._root_locks.clear()
             lock.close()
@@ -170,7 +170,7 @@ class Service:
 
     def _unlock_unused_roots(self) -> None:
         wanted = {box.root for box in self.config.outboxes}
-        for root in [root for root in self._root_locks if root not in wanted]:
+        for root in [root for root in list(self._root_locks) if root not in wanted]:
             self._root_locks.pop(root).release()
 
     def _trust_journal(self) -> None:
@@ -363,7 +363,8 @@ class Service:
             if interval is not None and self._healthy():
                 self.notifier.watchdog()
             self._write_status()
-            for root_lock in self._root_locks.values():
+            # a copy: a loop thread adds the lock of a root that appeared after start (`Folders.prepare`)
+            for root_lock in list(self._root_locks.values()):
                 root_lock.refresh()
             if self.on_progress is not None:
                 self.on_progress(self.tally())
