@@ -71,7 +71,8 @@ CREATE TABLE IF NOT EXISTS items (
     root        TEXT
 );
 CREATE INDEX IF NOT EXISTS items_open ON items (outbox, state, seq) WHERE state != 'finished';
-CREATE INDEX IF NOT EXISTS items_delivered ON items (outbox, order_id, sha256) WHERE outcome = 'sent';
+DROP INDEX IF EXISTS items_delivered;  -- schema < 4: duplicates were looked up per outbox
+CREATE INDEX IF NOT EXISTS items_delivered_to ON items (order_id, sha256) WHERE outcome = 'sent';
 CREATE INDEX IF NOT EXISTS items_batch ON items (batch_id);
 CREATE INDEX IF NOT EXISTS items_origin ON items (origin_id) WHERE origin_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS items_finished ON items (outbox, finished_at) WHERE state = 'finished';
