@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from invoicesync.archive import unpack  # after the sys.path line above
-from invoicesync.validate import Rules, judge, self_test
+from invoicesync.checks.content import Rules, judge, self_test
 from tests.badfiles import sample_pdf, sample_ubl, zip_of
 
 ORDER = "A1B2C3"

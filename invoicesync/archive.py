@@ -1,6 +1,6 @@
 """archive (shell): a dropped ZIP -> its entries, copied to files we name in a folder we own.
 
-The safety rules are checked again here (`validate_zip.check_archive`, the same code `judge` runs),
+The safety rules are checked again here (`checks.zipsafety.check_archive`, the same code `judge` runs),
 then each kept entry is read with `zf.open(info)` and copied to `dest_dir / f"{index:04d}__{name}"`,
 where `name` is a cleaned base name: an entry name is never used as a path and `extract*` is never
 called. While copying, the bytes are counted against the entry's declared size (more or fewer is
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, NamedTuple
 
+from invoicesync.checks.content import Rules, archive_check
 from invoicesync.messages import file_error, unreadable
 from invoicesync.model import FileError
-from invoicesync.validate import Rules, archive_check
 
 CHUNK_BYTES = 64 * 1024
 MAX_NAME_CHARS = 120

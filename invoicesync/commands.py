@@ -21,16 +21,16 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from invoicesync import archive
+from invoicesync.checks.content import Rules, kind_of, rules_for, self_test
+from invoicesync.checks.examine import examine
 from invoicesync.config import SANDBOX, Config, FaultSettings, SandboxSettings
 from invoicesync.errors import ConfigError, InvoicesyncError, ServiceError
-from invoicesync.examine import examine
 from invoicesync.journal import OutboxFigures, journal_problem, orphans_problem, outbox_figures
 from invoicesync.model import FileError
 from invoicesync.naming import DEFAULT_ORDER_PATTERN, is_ignored
 from invoicesync.outbox import Folders, folder_problem
 from invoicesync.sandbox import Sandbox
 from invoicesync.statedir import JOURNAL_NAME, daemon_running, read_status
-from invoicesync.validate import Rules, kind_of, rules_for, self_test
 from invoicesync.watching import filesystem_type, is_network
 from invoicesync.wiring import make_marketplace, sandbox_options
 

@@ -39,9 +39,9 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from invoicesync.checks.content import DEFAULT_MAX_BYTES
 from invoicesync.errors import ConfigError, OutboxBlocked
 from invoicesync.naming import DEFAULT_ORDER_PATTERN
-from invoicesync.validate import DEFAULT_MAX_BYTES
 
 DEFAULT_CHECK_SECONDS = 60.0  # one file's content check, at most (files.check_seconds)
 

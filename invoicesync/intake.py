@@ -21,16 +21,16 @@ from typing import Any
 import structlog
 
 from invoicesync import archive
-from invoicesync.checkers import Checkers
+from invoicesync.checks.content import Rules
+from invoicesync.checks.examine import Examined
+from invoicesync.checks.pool import Checkers
 from invoicesync.errors import CheckerUnavailable
-from invoicesync.examine import Examined
 from invoicesync.journal import ItemRow, Journal
 from invoicesync.messages import file_error
 from invoicesync.model import FileError, ItemState, Stage
 from invoicesync.naming import order_id_of, split_extension, unusable_name
 from invoicesync.outbox import CLAIM_SEPARATOR, Folders, fsync_dir
 from invoicesync.settle import NOTHING_SEEN, Kind, Seen, settle
-from invoicesync.validate import Rules
 
 MAX_CLAIMS_PER_CYCLE = 500  # a start-up backlog is taken in slices so the loop keeps its heartbeat
 UNPACK_PREFIX = ".unpack-"

@@ -20,7 +20,8 @@ from typing import Any
 
 import structlog
 
-from invoicesync.checkers import Checkers
+from invoicesync.checks.content import rules_for
+from invoicesync.checks.pool import Checkers
 from invoicesync.config import SANDBOX, Config, OutboxSettings
 from invoicesync.delivery import LOST_GRACE_SECONDS, Delivery, Limits
 from invoicesync.errors import InvoicesyncError, ServiceError
@@ -34,7 +35,6 @@ from invoicesync.rootlock import RootLock, acquire_root
 from invoicesync.sandbox import Sandbox
 from invoicesync.statedir import JOURNAL_NAME, acquire_lock, last_error_before, write_status
 from invoicesync.systemd import Notifier
-from invoicesync.validate import rules_for
 from invoicesync.watching import Watcher
 from invoicesync.wiring import destination_of, make_marketplace, sandbox_options
 from invoicesync.worker import Worker

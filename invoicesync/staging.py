@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from invoicesync.examine import NotRegular, open_regular
+from invoicesync.checks.examine import NotRegular, open_regular
 
 COPY_CHUNK_BYTES = 1 << 20
 

@@ -12,7 +12,7 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 
-from invoicesync.validate import kind_of
+from invoicesync.checks.content import kind_of
 from tests.badfiles import Case, catalogue
 from tests.harness import drop, files_in, leftovers, report
 from tests.oncerun import run_once, sandbox_config, start_sandbox

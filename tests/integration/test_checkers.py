@@ -1,6 +1,6 @@
 """The checker processes: the daemon's verdicts, given in child processes with a time limit per file.
 
-Real `python -m invoicesync.checker` processes on real files in tmp_path: their verdicts equal examining
+Real `python -m invoicesync.checks.child` processes on real files in tmp_path: their verdicts equal examining
 in-process; a file that takes too long is refused as TooLarge and the next file is judged by a fresh
 checker; a checker killed once is replaced and the file judged anyway, killed twice the file is refused
 as damaged; a checker that cannot start is an installation fault, never a verdict; idle checkers stop.
@@ -20,11 +20,11 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from invoicesync.checkers import Checkers
+from invoicesync.checks.content import Rules
+from invoicesync.checks.examine import examine
+from invoicesync.checks.pool import Checkers
 from invoicesync.errors import CheckerUnavailable
-from invoicesync.examine import examine
 from invoicesync.naming import DEFAULT_ORDER_PATTERN
-from invoicesync.validate import Rules
 from tests.badfiles import sample_pdf, sample_ubl, slow_pdf
 from tests.conftest import wait_for
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from lxml import etree
 
+from invoicesync.checks.content import Rules, judge
+from invoicesync.checks.ubl import PARSER
 from invoicesync.model import Verdict
-from invoicesync.validate import Rules, judge
-from invoicesync.validate_xml import PARSER
 from tests.conftest import REALWORLD
 
 if not (REALWORLD / "manifest.json").is_file():

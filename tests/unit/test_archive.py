@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from invoicesync.archive import Unpacked, safe_basename, unpack
+from invoicesync.checks.content import Rules, judge
 from invoicesync.model import FileError
-from invoicesync.validate import Rules, judge
 from tests.badfiles import Case, RawEntry, catalogue, raw_zip, sample_pdf, sample_ubl, zip_of
 
 ORDER = "A1B2C3"

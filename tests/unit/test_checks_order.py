@@ -12,8 +12,8 @@ import io
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from invoicesync.validate import judge_bytes
-from invoicesync.validate_pdf import order_in
+from invoicesync.checks.content import judge_bytes
+from invoicesync.checks.pdf import order_in
 from tests.badfiles import cii_xml, sample_facturx_pdf, sample_pdf, sample_ubl
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from invoicesync.archive import Unpacked, unpack
+from invoicesync.checks.content import judge_bytes, rules_for
 from invoicesync.model import FileError
-from invoicesync.validate import judge_bytes, rules_for
 from tests.badfiles import sample_pdf, zip_of
 
 ORDER = "X1234567"

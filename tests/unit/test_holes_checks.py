@@ -16,7 +16,7 @@ import pytest
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import NameObject, NumberObject
 
-from invoicesync.validate import Rules, judge_bytes
+from invoicesync.checks.content import Rules, judge_bytes
 from tests.badfiles import sample_facturx_pdf, sample_pdf, sample_ubl, zip_of
 
 
@@ -115,8 +115,8 @@ def test_an_xml_attachment_too_large_to_check_is_refused_not_passed() -> None:
 MEMORY_PROBE = """
 import sys
 from tests.unit.test_holes_checks import zero_bomb
-from invoicesync.checker import limit_memory
-from invoicesync.validate import judge_bytes
+from invoicesync.checks.child import limit_memory
+from invoicesync.checks.content import judge_bytes
 bomb = zero_bomb("MEMO1234", ["factur-x.xml"], 30_000_000)
 with open("/proc/self/status") as status:
     used = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))

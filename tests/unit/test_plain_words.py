@@ -6,9 +6,9 @@ import errno
 
 import pytest
 
+from invoicesync.checks.content import judge_bytes
 from invoicesync.messages import TEXTS, file_error, unreadable
 from invoicesync.naming import MAX_NAME_BYTES, unusable_name
-from invoicesync.validate import judge_bytes
 from tests.badfiles import sample_pdf, zip_of
 
 

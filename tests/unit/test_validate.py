@@ -7,11 +7,11 @@ from collections import Counter
 
 import pytest
 
+from invoicesync.checks.content import Rules, judge, kind_of, self_test, sniff
+from invoicesync.checks.pdf import labelled_orders
+from invoicesync.checks.schemas import explain_xsd_error
 from invoicesync.messages import TEXTS, file_error
 from invoicesync.model import Verdict
-from invoicesync.validate import Rules, judge, kind_of, self_test, sniff
-from invoicesync.validate_pdf import labelled_orders
-from invoicesync.validate_xsd import explain_xsd_error
 from tests.badfiles import Case, catalogue, sample_facturx_pdf, sample_pdf, sample_ubl, zip_of
 
 ORDER = "A1B2C3"
@@ -175,7 +175,7 @@ def test_zip_limits_follow_the_rules() -> None:
 
 
 def test_doctype_is_refused_even_when_the_raw_scan_misses_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("invoicesync.validate_xml.has_doctype", lambda data: False)
+    monkeypatch.setattr("invoicesync.checks.ubl.has_doctype", lambda data: False)
     data = sample_ubl(ORDER).replace(b"?>", b"?>\n<!DOCTYPE Invoice>", 1)
     verdict = run(f"{ORDER}.xml", data)
     assert verdict.error is not None and verdict.error.code == "InvalidXml"

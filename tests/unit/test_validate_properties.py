@@ -7,8 +7,8 @@ import io
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from invoicesync.checks.content import Rules, judge
 from invoicesync.model import Verdict
-from invoicesync.validate import Rules, judge
 from tests.badfiles import sample_facturx_pdf, sample_pdf, sample_ubl, zip_of
 
 ORDER = "A1B2C3"

@@ -1,4 +1,4 @@
-"""validate_zip (core): a dropped ZIP's bytes -> is it safe to open, and which entries to keep.
+"""checks.zipsafety (core): a dropped ZIP's bytes -> is it safe to open, and which entries to keep.
 
 Every rule of libraries.md §4, checked on the central directory and the local headers only (nothing is
 decompressed here; `archive.unpack` counts the bytes and sniffs nested archives while copying):

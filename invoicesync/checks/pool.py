@@ -1,6 +1,6 @@
-"""checkers (shell): content checks in worker processes, each file with a time limit.
+"""checks.pool (shell): content checks in worker processes, each file with a time limit.
 
-`examine` runs in `invoicesync.checker` child processes, one file at a time each, so that:
+`examine` runs in `invoicesync.checks.child` child processes, one file at a time each, so that:
 - a month-end burst is checked on every core (pypdf is pure Python: threads would share one core);
 - a file that makes pypdf or lxml spin is cut off at `time_limit_seconds` and refused as `TooLarge`,
   instead of stalling its outbox for good;
@@ -33,14 +33,14 @@ from typing import Any
 
 import structlog
 
-from invoicesync.checker import decode_answer, encode_request
+from invoicesync.checks.child import decode_answer, encode_request
+from invoicesync.checks.content import Rules, kind_of
+from invoicesync.checks.examine import Examined
 from invoicesync.config import DEFAULT_CHECK_SECONDS
 from invoicesync.errors import CheckerUnavailable
-from invoicesync.examine import Examined
 from invoicesync.messages import file_error
 from invoicesync.model import FileError
 from invoicesync.naming import order_id_of
-from invoicesync.validate import Rules, kind_of
 
 TIME_LIMIT_SECONDS = DEFAULT_CHECK_SECONDS  # files.check_seconds; a 1,500-page PDF opens in about 0.1 s
 IDLE_SECONDS = 120.0  # a checker without work for this long is stopped
@@ -88,7 +88,7 @@ class Checkers:
         time_limit_seconds: float = TIME_LIMIT_SECONDS,
         idle_seconds: float = IDLE_SECONDS,
         log: structlog.typing.FilteringBoundLogger | None = None,
-        command: Sequence[str] = (sys.executable, "-m", "invoicesync.checker"),
+        command: Sequence[str] = (sys.executable, "-m", "invoicesync.checks.child"),
     ) -> None:
         self.workers = workers or default_workers()
         self.command = [*command, str(os.getpid())]  # the checker dies with this process

@@ -1,4 +1,4 @@
-"""examine (shell): one file on disk -> its order, size, hash and verdict, as the daemon judges it.
+"""checks.examine (shell): one file on disk -> its order, size, hash and verdict, as the daemon judges it.
 
 Used by intake (files claimed into .processing/) and by `invoicesync validate`, so both say the
 same of the same file. What is not a regular file with one name is refused (opened without following
@@ -22,10 +22,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from invoicesync.checks.content import Rules, judge, kind_of
 from invoicesync.messages import file_error, unreadable
 from invoicesync.model import FileError
 from invoicesync.naming import order_id_of, why_no_order
-from invoicesync.validate import Rules, judge, kind_of
 
 REPORT_SUFFIXES = (".error.json", ".receipt.json")
 

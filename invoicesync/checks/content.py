@@ -1,11 +1,11 @@
-"""validate (core): a file's name, order and bytes -> verdict (PDF, UBL 2.1, ZIP safety, order named inside).
+"""checks.content (core): a file's name, order and bytes -> verdict (PDF, UBL 2.1, ZIP safety, order).
 
 `judge` is the one entry point: the shell opens the file and passes the stream; everything here decides
 and nothing here does I/O beyond reading that stream (and loading the UBL XSDs once, as data). A bad
 file is a value: `judge` always returns a `Verdict`, whatever the bytes.
 
     extension -> UnsupportedType       bytes clearly another kind -> ContentMismatch
-    size      -> EmptyFile, TooLarge   then per kind: validate_pdf, validate_xml, validate_zip
+    size      -> EmptyFile, TooLarge   then per kind: checks.pdf, checks.ubl, checks.zipsafety
 
 For a ZIP only the archive's safety is judged; the shell (`archive.unpack`) extracts its entries and each
 is judged on its own. Message and hint texts of every code live in `messages`.
@@ -17,12 +17,12 @@ import io
 from dataclasses import dataclass
 from typing import IO, BinaryIO
 
+from invoicesync.checks.zipsafety import ArchiveCheck, check_archive
 from invoicesync.errors import SchemaUnavailable
 from invoicesync.messages import file_error, unreadable
 from invoicesync.model import FileError, Verdict
-from invoicesync.validate_zip import ArchiveCheck, check_archive
 
-# validate_pdf and validate_xml (pypdf, lxml: about 20 MB) are imported where a PDF or XML is judged: the
+# checks.pdf and checks.ubl (pypdf, lxml: about 20 MB) are imported where a PDF or XML is judged: the
 # daemon's main process names rules and opens ZIPs but never judges content itself (its checkers do).
 
 __all__ = ["DEFAULT_ORDER_LABELS", "Rules", "SchemaUnavailable", "judge", "kind_of", "self_test", "sniff"]
@@ -111,7 +111,7 @@ def sniff(head: bytes) -> str | None:
     """What the first bytes clearly are: "pdf", "xml", "zip", words for another known kind, or None."""
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
         return "zip"
-    from invoicesync.validate_xml import looks_like_xml  # lazily: see the imports
+    from invoicesync.checks.ubl import looks_like_xml  # lazily: see the imports
 
     if looks_like_xml(head):
         return "xml"
@@ -127,8 +127,8 @@ def self_test() -> None:
     """Load the PDF and XML checks and compile the UBL 2.1 XSDs now (a checker's start, `check`), so that a
     broken installation is found there and never becomes a verdict on a file: raises SchemaUnavailable."""
     try:  # lazily: see the imports
-        from invoicesync.validate_pdf import judge_pdf  # noqa: F401  # loaded, not used: that is the test
-        from invoicesync.validate_xsd import self_test as xsd_self_test
+        from invoicesync.checks.pdf import judge_pdf  # noqa: F401  # loaded, not used: that is the test
+        from invoicesync.checks.schemas import self_test as xsd_self_test
     except ImportError as exc:
         raise SchemaUnavailable(f"A library the checks need is missing or broken: {exc}.") from exc
     xsd_self_test()
@@ -194,7 +194,7 @@ def _judge(kind: str, order_id: str | None, stream: BinaryIO, size: int, rules: 
         return Verdict(kind="zip", error=archive_check(stream, size, rules).error)
 
     if kind == "pdf":  # pypdf reads from the stream what it needs: a large PDF is never held whole
-        from invoicesync.validate_pdf import judge_pdf  # lazily: see the imports
+        from invoicesync.checks.pdf import judge_pdf  # lazily: see the imports
 
         end = stream.seek(0, io.SEEK_END)
         if end > limit:  # the file grew past what `size` said
@@ -214,7 +214,7 @@ def _judge(kind: str, order_id: str | None, stream: BinaryIO, size: int, rules: 
         return Verdict(kind=kind, error=_too_large(len(data), limit))
     if not data:
         return Verdict(kind=kind, error=file_error("EmptyFile"))
-    from invoicesync.validate_xml import judge_xml  # lazily: see the imports
+    from invoicesync.checks.ubl import judge_xml  # lazily: see the imports
 
     return judge_xml(data, order_id)
 

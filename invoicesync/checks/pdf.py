@@ -1,4 +1,4 @@
-"""validate_pdf (core): bytes of a .pdf file -> verdict (bytes, pypdf, encryption, pages, order named).
+"""checks.pdf (core): bytes of a .pdf file -> verdict (bytes, pypdf, encryption, pages, order named).
 
 libraries.md §3, in this order:
 
@@ -27,9 +27,9 @@ from typing import BinaryIO
 from pypdf import PdfReader, apply_configuration
 from pypdf.errors import DependencyError, LimitReachedError, PyPdfError
 
+from invoicesync.checks.ubl import embedded_order_refs, same_order
 from invoicesync.messages import file_error
 from invoicesync.model import FileError, Verdict
-from invoicesync.validate_xml import embedded_order_refs, same_order
 
 VERSIONS = frozenset({b"1.0", b"1.1", b"1.2", b"1.3", b"1.4", b"1.5", b"1.6", b"1.7", b"2.0"})
 TRAILING = b" \t\r\n\x0c\x00"

@@ -1,0 +1,8 @@
+"""checks (shell): one vocabulary for the content checks, in one place.
+
+- `content` (core): a file's name, order and bytes -> its verdict (`judge`), with `pdf`, `ubl` and
+  `zipsafety` (core) for each kind and `schemas` (edge: the UBL 2.1 XSDs, loaded once);
+- `examine` (shell): one file on disk -> its order, size, hash and verdict;
+- `pool` (shell): the checker processes, each file with a time limit; `child` (shell) is the process
+  itself (`python -m invoicesync.checks.child`) and the wire format between them.
+"""
