@@ -56,6 +56,7 @@ from invoicesync.model import (
 )
 from invoicesync.naming import CONTENT_TYPES, upload_name
 from invoicesync.outbox import Folders
+from invoicesync.pause import NOT_PAUSED, Pause, refused
 from invoicesync.plan import PlanItem, plan_batches
 from invoicesync.staging import NotRegular, discard, stage, stage_dir
 
@@ -65,8 +66,6 @@ LOST_GRACE_SECONDS = 30.0  # an unanswered upload is re-sent only when not liste
 MIN_EMPTY_LOOKS = 2  # ... in at least this many searches of the import list
 RETRY_MAX_SECONDS = 300.0  # the longest Retry-After honoured
 MAX_CHANGED_CHECKS = 5  # a file found changed after its check is checked again this often, then fails
-PAUSED_RETRY_MAX_SECONDS = 30.0  # a blocked outbox tries again at least this often: fixed credentials
-# resume it within a minute; the first tries follow the poll backoff (poll.first_seconds, doubling)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +90,7 @@ class Delivery:
     destination: str  # the marketplace and seller files go to: duplicates are counted there only
     wall: Callable[[], float]
     log: structlog.typing.FilteringBoundLogger
-    paused_reason: str | None = None
-    paused_until: float = 0.0
-    paused_attempts: int = 0  # tries since the pause began: the retry delay grows with them
+    pause: Pause = NOT_PAUSED  # uploads held back for a reason a person must fix (`pause`)
     last_error: str | None = None
     next_deadline: float | None = None  # wall time a waiting bulk batch must leave
     rechecks: bool = False  # files were sent back to be checked again (their bytes changed)
@@ -167,13 +164,13 @@ class Delivery:
     def advance_batches(self, *, polls_only: bool = False) -> float | None:
         """Carry every due batch one step; return the earliest wall time a batch wants attention.
         `polls_only` (the outbox's folders are unavailable): only imports already submitted are polled.
-        A paused outbox (credentials refused) makes no call at all until `paused_until`."""
+        A paused outbox (credentials refused) makes no call at all until `pause.until`."""
         earliest: float | None = None
         for row in self.journal.open_batches(self.outbox_name):
             if polls_only and row.state != BatchState.SUBMITTED:
                 continue
             now = self.wall()
-            if row.next_attempt_at <= now and not self.is_paused(now):
+            if row.next_attempt_at <= now and not self.pause.blocks(now):
                 try:
                     self._step(row)
                 except OutboxBlocked as exc:
@@ -200,7 +197,7 @@ class Delivery:
                     )
                 row = self.journal.batch(row.batch_id) or row
             if row.state != BatchState.DONE:
-                at = max(row.next_attempt_at, self.paused_until)
+                at = max(row.next_attempt_at, self.pause.until)
                 earliest = at if earliest is None else min(earliest, at)
         return earliest
 
@@ -428,24 +425,28 @@ class Delivery:
 
     # -- pausing -----------------------------------------------------------------------------
 
-    def is_paused(self, now: float) -> bool:
-        return self.paused_reason is not None and now < self.paused_until
+    @property
+    def paused_reason(self) -> str | None:
+        return self.pause.reason
 
     def _pause(self, reason: str) -> None:
-        delay = min(PAUSED_RETRY_MAX_SECONDS, self._retry_delay(self.paused_attempts, None))
-        if self.paused_reason != reason:
-            self.log.error("outbox_paused", reason=reason, retry_in_seconds=round(delay, 2))
-        self.paused_reason = reason
-        self.paused_attempts += 1
-        self.paused_until = self.wall() + delay
+        now = self.wall()
+        pause = refused(
+            self.pause,
+            reason,
+            now,
+            first_seconds=self.limits.poll_first_seconds,
+            max_seconds=self.limits.poll_max_seconds,
+        )
+        if self.pause.reason != reason:
+            self.log.error("outbox_paused", reason=reason, retry_in_seconds=round(pause.until - now, 2))
+        self.pause = pause
         self.last_error = redact_text(reason)
 
     def _resume(self) -> None:
-        if self.paused_reason is not None:
+        if self.pause.reason is not None:
             self.log.info("outbox_resumed")
-            self.paused_reason = None
-            self.paused_until = 0.0
-            self.paused_attempts = 0
+        self.pause = NOT_PAUSED
 
     def _note_error(self, message: str) -> None:
         self.last_error = redact_text(message)

@@ -20,6 +20,7 @@ CORE = [
     "lifecycle",
     "report",
     "messages",
+    "pause",
     "checks.content",
     "checks.pdf",
     "checks.ubl",
