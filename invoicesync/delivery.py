@@ -37,6 +37,7 @@ from invoicesync.lifecycle import (
     advance,
     poll_delay,
     result_positions,
+    timed_out,
 )
 from invoicesync.logs import redact_text
 from invoicesync.marketplaces import Marketplace
@@ -48,7 +49,6 @@ from invoicesync.model import (
     Endpoint,
     FileError,
     ImportSnapshot,
-    ImportStatus,
     ItemOutcome,
     ItemState,
     Stage,
@@ -354,26 +354,38 @@ class Delivery:
             snapshot = self.marketplace.poll(row.import_id)
         except TransientError:
             # No answer at all, however long: past give_up_after the import times out all the same.
-            silence = ImportSnapshot(row.import_id, ImportStatus.UNKNOWN, ())
-            if isinstance(self._next_step(row, silence)[1], GiveUp):
-                self._consider(row, silence)
-                return
-            raise
+            flight = self._flight(row, row.import_id)
+            gave_up = timed_out(flight, self.wall(), give_up_after_seconds=self.limits.give_up_after_seconds)
+            if gave_up is None:
+                raise
+            self._record(row, list(gave_up.outcomes), None)
+            self.log.info(
+                "import_finished",
+                batch_id=row.batch_id,
+                import_id=flight.import_id,
+                status="Unanswered",
+                delivered=0,
+                failed=len(gave_up.outcomes),
+            )
+            return
         self._resume()
         self._consider(row, snapshot)
 
-    def _next_step(self, row: BatchRow, snapshot: ImportSnapshot) -> tuple[Flight, Step]:
+    def _flight(self, row: BatchRow, import_id: str) -> Flight:
         items = self.journal.batch_items(row.batch_id)
-        flight = Flight(
+        return Flight(
             batch_id=row.batch_id,
             bundle_name=row.bundle_name,
-            import_id=row.import_id or snapshot.import_id,
+            import_id=row.import_id or import_id,
             items=tuple(
                 FlightItem(i.item_id, upload_name(i.order_id or "", i.ext), i.order_id) for i in items
             ),
             submitted_at=row.submitted_at or self.wall(),
             poll_attempt=row.poll_attempt,
         )
+
+    def _next_step(self, row: BatchRow, snapshot: ImportSnapshot) -> tuple[Flight, Step]:
+        flight = self._flight(row, snapshot.import_id)
         step = advance(
             flight,
             snapshot,

@@ -112,6 +112,15 @@ def import_timeout(give_up_after_seconds: float) -> FileError:
     return file_error("ImportTimeout", waited=f" (still processing after {span})")
 
 
+def timed_out(flight: Flight, now: float, *, give_up_after_seconds: float) -> GiveUp | None:
+    """Past `give_up_after_seconds` since it was submitted, an import not finished times out, whether the
+    marketplace still says Running or says nothing at all."""
+    if now - flight.submitted_at < give_up_after_seconds:
+        return None
+    error = import_timeout(give_up_after_seconds)
+    return GiveUp(tuple(ItemOutcome(item.item_id, Stage.IMPORT, error) for item in flight.items))
+
+
 def advance(
     flight: Flight,
     seen: ImportSnapshot,
@@ -142,9 +151,9 @@ def advance(
             else:
                 outcomes.append(ItemOutcome(item.item_id, Stage.IMPORT, import_failed(entry, item.order_id)))
         return Finished(tuple(outcomes))
-    if now - flight.submitted_at >= give_up_after_seconds:
-        error = import_timeout(give_up_after_seconds)
-        return GiveUp(tuple(ItemOutcome(item.item_id, Stage.IMPORT, error) for item in flight.items))
+    gave_up = timed_out(flight, now, give_up_after_seconds=give_up_after_seconds)
+    if gave_up is not None:
+        return gave_up
     if seen.status is ImportStatus.MISSING:
         return Lost()
     delay = poll_delay(flight.poll_attempt, first_seconds=first_seconds, max_seconds=max_seconds)

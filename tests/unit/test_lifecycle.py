@@ -1,6 +1,15 @@
 from __future__ import annotations
 
-from invoicesync.lifecycle import Finished, Flight, FlightItem, GiveUp, PollAgain, advance, poll_delay
+from invoicesync.lifecycle import (
+    Finished,
+    Flight,
+    FlightItem,
+    GiveUp,
+    PollAgain,
+    advance,
+    poll_delay,
+    timed_out,
+)
 from invoicesync.model import FileResult, FileStatus, ImportSnapshot, ImportStatus
 
 KW = {"first_seconds": 5.0, "max_seconds": 300.0, "give_up_after_seconds": 3600.0}
@@ -63,3 +72,12 @@ def test_unknown_status_counts_as_running_until_give_up() -> None:
     step = advance(FLIGHT, snap(ImportStatus.RUNNING), 3600.0, **KW)
     assert isinstance(step, GiveUp)
     assert all(o.error is not None and o.error.code == "ImportTimeout" for o in step.outcomes)
+
+
+def test_an_import_never_answered_times_out_at_the_same_moment() -> None:
+    """No answer at all to its polls (issue 14: decided here, not by feeding the loop a made-up answer)."""
+    flight = FLIGHT
+    assert timed_out(flight, flight.submitted_at + 3599.0, give_up_after_seconds=3600.0) is None
+    gave_up = timed_out(flight, flight.submitted_at + 3600.0, give_up_after_seconds=3600.0)
+    assert gave_up is not None
+    assert [o.error.code for o in gave_up.outcomes if o.error] == ["ImportTimeout"] * len(flight.items)
