@@ -10,6 +10,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -113,11 +114,12 @@ def write_files(folder: Path, files: Sequence[tuple[str, bytes]]) -> list[Path]:
     return paths
 
 
-def drop_links(sources: Sequence[Path], outbox: Path) -> None:
-    """Put the files in outbox/ as hard links: no copying, and the daemon's renames leave `sources` alone."""
+def drop_copies(sources: Sequence[Path], outbox: Path) -> None:
+    """Put copies of the files in outbox/ (before the clock starts). Not hard links: a file with a second
+    name is refused (NotARegularFile), since its other name could change the bytes after the check."""
     outbox.mkdir(parents=True, exist_ok=True)
     for source in sources:
-        os.link(source, outbox / source.name)
+        shutil.copyfile(source, outbox / source.name)
 
 
 def data_files(folder: Path) -> int:

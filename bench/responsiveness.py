@@ -38,6 +38,17 @@ RECOVERY_TARGET_SECONDS = 2.0
 SETTLE_SECONDS = 1.0
 
 
+# named, so that columns added by later journal schemas (root, lost_at, destination ...) keep their defaults
+ITEM_COLUMNS = (
+    "item_id, seq, outbox, host, file_name, claim_name, origin_id, order_id, ext, size, sha256, ready_at,"
+    " state, batch_id, stage, error, result, import_id, outcome, dest_name, received_at, finished_at"
+)
+BATCH_COLUMNS = (
+    "batch_id, outbox, bundle_name, endpoint, order_id, state, import_id, sent_at, submitted_at,"
+    " next_attempt_at, poll_attempt, raw, created_at"
+)
+
+
 @contextmanager
 def daemon(workdir: Path, config: Path, *, env: dict[str, str] | None = None) -> Iterator[Path]:
     """`invoicesync run` with its JSON log in workdir/daemon.log; SIGTERM on the way out."""
@@ -145,8 +156,8 @@ def build_history(state_dir: Path, processing: Path, *, finished: int, in_flight
                      "validation" if decided else None, None, None, None, "sent" if decided else None,
                      None, iso, None))
     with sqlite3.connect(state_dir / JOURNAL_NAME) as db:
-        db.executemany(f"INSERT INTO items VALUES ({', '.join('?' * 22)})", rows)
-        db.executemany(f"INSERT INTO batches VALUES ({', '.join('?' * 13)})", batches)
+        db.executemany(f"INSERT INTO items ({ITEM_COLUMNS}) VALUES ({', '.join('?' * 22)})", rows)
+        db.executemany(f"INSERT INTO batches ({BATCH_COLUMNS}) VALUES ({', '.join('?' * 13)})", batches)
 
 
 def _ready_seconds(workdir: Path, config: Path) -> float:

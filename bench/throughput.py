@@ -15,7 +15,7 @@ from bench.common import (
     Row,
     SandboxProcess,
     data_files,
-    drop_links,
+    drop_copies,
     invoicesync_command,
     measured_run,
     small_invoices,
@@ -42,7 +42,7 @@ def run_once(workdir: Path, sandbox: SandboxProcess, sources: list[Path]) -> flo
     """Seconds for `invoicesync once` to put every file in sent/ (checked), from process start to exit."""
     config = write_config(workdir, sandbox, watch={"settle_seconds": SETTLE_SECONDS})
     root = workdir / "bench"
-    drop_links(sources, root / "outbox")
+    drop_copies(sources, root / "outbox")
     finished = measured_run(invoicesync_command("once", "-c", str(config)), cwd=workdir)
     sent = data_files(root / "sent")
     if sent != len(sources):

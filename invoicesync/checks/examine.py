@@ -17,10 +17,12 @@ import io
 import os
 import re
 import stat
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from invoicesync.checks.content import Rules, judge, kind_of
 from invoicesync.messages import file_error, unreadable
@@ -46,13 +48,12 @@ def examine(path: Path, name: str, *, pattern: re.Pattern[str], rules: Rules, en
     if name.casefold().endswith(REPORT_SUFFIXES):  # a report moved back by a person, with its file
         return Examined(None, None, None, file_error("ReportFile"), False)
     try:
-        with opened_checked(path, limit=rules.max_bytes) as data:  # kept open while judged
-            size = len(data)
-            sha256 = hashlib.sha256(data).hexdigest()  # of the very bytes judged: what is sent must match
+        with private_copy(path, limit=rules.max_bytes) as (copy, size, sha256):
+            # `sha256` is of the very bytes judged (a copy nobody else can write): what is sent must match
             if order_id is None and not is_archive:
                 error = file_error("InvalidFileName", reason=f": {why_no_order(name, pattern)}")
                 return Examined(None, size, sha256, error, False)
-            verdict = judge(name, order_id, io.BytesIO(data), size, rules)
+            verdict = judge(name, order_id, copy, size, rules)
     except NotRegular as exc:
         return Examined(order_id, None, None, file_error("NotARegularFile", what=exc.what), False)
     except TooBig as exc:
@@ -102,18 +103,37 @@ def open_regular(path: Path) -> int:
     return fd
 
 
+IN_MEMORY_BYTES = 8 * 1024 * 1024  # a file this small is judged from memory; a larger one from a temp copy
+CHUNK_BYTES = 1024 * 1024
+
+
 @contextmanager
-def opened_checked(path: Path, *, limit: int) -> Iterator[bytes]:
-    """The whole of a regular file (`open_regular`), at most `limit` bytes (else `TooBig`), with the file
-    held open until the block ends."""
+def private_copy(path: Path, *, limit: int) -> Iterator[tuple[BinaryIO, int, str]]:
+    """A private, seekable copy of a regular file (`open_regular`), with its size and SHA-256: at most
+    `limit` bytes (else `TooBig`). The judge reads the copy, so the bytes judged are the bytes hashed even
+    if the file is rewritten meanwhile; a large file is copied to an unnamed temporary file, in chunks,
+    never held whole in memory."""
     with os.fdopen(open_regular(path), "rb") as stream:
-        size = os.fstat(stream.fileno()).st_size
-        if size > limit:
-            raise TooBig(size)
-        data = stream.read(limit + 1)
-        if len(data) > limit:
-            raise TooBig(len(data))
-        yield data
+        if os.fstat(stream.fileno()).st_size > limit:
+            raise TooBig(os.fstat(stream.fileno()).st_size)
+        digest, size = hashlib.sha256(), 0
+        copy: BinaryIO = io.BytesIO()
+        try:
+            while chunk := stream.read(CHUNK_BYTES):
+                size += len(chunk)
+                if size > limit:
+                    raise TooBig(size)
+                if size > IN_MEMORY_BYTES and isinstance(copy, io.BytesIO):
+                    spilled = tempfile.TemporaryFile()  # noqa: SIM115  # closed below, with the copy
+                    spilled.write(copy.getbuffer())
+                    copy.close()
+                    copy = spilled
+                digest.update(chunk)
+                copy.write(chunk)
+            copy.seek(0)
+            yield copy, size, digest.hexdigest()
+        finally:
+            copy.close()
 
 
 def _what(mode: int) -> str:

@@ -126,3 +126,37 @@ def test_a_file_claimed_under_another_host_name_is_finished_where_it_lies(
     assert sent_bytes(sandbox) == [sha(data)]
     assert files_in(root, "sent") == ["HOST1234.pdf"]
     assert leftovers(root) == []
+
+
+def test_a_large_file_is_judged_from_a_private_copy_not_held_in_memory(tmp_path: Path) -> None:
+    """Item 5 without the cost: the bytes judged are the bytes hashed (a private copy), and a file past
+    8 MB is copied to an unnamed temporary file, never held whole in memory (a 200 MB scan took 640 MB)."""
+    import hashlib
+    import io
+    import os
+    import tracemalloc
+
+    from pypdf import PdfReader, PdfWriter
+
+    from invoicesync.checks.content import Rules
+    from invoicesync.checks.examine import examine
+    from invoicesync.naming import DEFAULT_ORDER_PATTERN
+
+    path = tmp_path / "BIGF0001.pdf"
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(sample_pdf("BIGF0001"))))
+    writer.add_attachment("scan.bin", os.urandom(24_000_000))  # a valid PDF of 24 MB, never decompressed
+    with path.open("wb") as out:
+        writer.write(out)
+    del writer
+    size = path.stat().st_size
+    assert size > 24_000_000
+    rules = Rules(max_bytes=50_000_000)
+    tracemalloc.start()
+    try:
+        found = examine(path, path.name, pattern=DEFAULT_ORDER_PATTERN, rules=rules, entry=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() and found.size == size
+    assert found.error is None, found.error
+    assert peak < 16_000_000, peak
