@@ -141,11 +141,14 @@ class Intake:
             for name, seen in settled.seen.items()
             if seen.stat.size == 0 and seen.stat.kind is Kind.FILE and name not in settled.empty_expired
         }
+        # said once it has stayed empty for settle_seconds: a file being copied in is empty for a moment
+        self.empty_said &= empty
         for name in sorted(empty - self.empty_said):
-            self.log.warning(
-                "file_empty_waiting", file=name, fails_after_seconds=round(self.empty_after_seconds)
-            )
-        self.empty_said = empty
+            if now - settled.seen[name].since >= self.settle_seconds:
+                self.log.warning(
+                    "file_empty_waiting", file=name, fails_after_seconds=round(self.empty_after_seconds)
+                )
+                self.empty_said.add(name)
         self.waiting_empty = len(empty)
         self.waiting_settling = len(settled.seen) - len(empty)
         claims = []
