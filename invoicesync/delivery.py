@@ -14,6 +14,7 @@ The protocol of ARCHITECTURE.md, each step journaled before the next:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable, Collection
@@ -31,10 +32,13 @@ from invoicesync.lifecycle import (
     Flight,
     FlightItem,
     GiveUp,
+    LookAgain,
     Lost,
     PollAgain,
+    Resend,
     Step,
     advance,
+    after_empty_look,
     poll_delay,
     result_positions,
     timed_out,
@@ -57,15 +61,29 @@ from invoicesync.model import (
 from invoicesync.naming import CONTENT_TYPES, upload_name
 from invoicesync.outbox import Folders
 from invoicesync.pause import NOT_PAUSED, Pause, refused
-from invoicesync.plan import PlanItem, plan_batches
+from invoicesync.plan import PlanItem
 from invoicesync.staging import NotRegular, discard, stage, stage_dir
+from invoicesync.step import (
+    Batching,
+    BatchStep,
+    Duplicate,
+    Earlier,
+    LookForLost,
+    NewBatch,
+    OpenBatch,
+    Poll,
+    SendingView,
+    Upload,
+    checked_enough,
+    due_steps,
+    plan_sending,
+    wake_at,
+)
 
 DISAPPEARED = ": it disappeared from .processing/ before it was sent (taken by an antivirus, or a person)"
 KEPT_CHANGING = ": it kept changing after it was checked (a program is still writing it)"
 LOST_GRACE_SECONDS = 30.0  # an unanswered upload is re-sent only when not listed this long after it was lost
-MIN_EMPTY_LOOKS = 2  # ... in at least this many searches of the import list
 RETRY_MAX_SECONDS = 300.0  # the longest Retry-After honoured
-MAX_CHANGED_CHECKS = 5  # a file found changed after its check is checked again this often, then fails
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +95,10 @@ class Limits:
     poll_max_seconds: float
     give_up_after_seconds: float
     lost_grace_seconds: float = LOST_GRACE_SECONDS  # how soon an accepted upload surely shows in the list
+
+    @property
+    def batching(self) -> Batching:
+        return Batching(self.max_files, self.max_bytes, self.max_wait_seconds)
 
 
 @dataclass
@@ -99,115 +121,99 @@ class Delivery:
     # -- plan --------------------------------------------------------------------------------
 
     def plan(self, *, flush: bool, checking: bool = False, orders_checking: Collection[str] = ()) -> None:
-        """Batches of the ready files. While verdicts are awaited (`checking`), only full batches go, and an
-        order with a file still being checked (`orders_checking`) waits for it: files claimed together are
-        sent together, the PDF and XML of one order in one request."""
+        """Batches of the ready files (`step.plan_sending`). While verdicts are awaited (`checking`), only
+        full batches go, and an order with a file still being checked (`orders_checking`) waits for it:
+        files claimed together are sent together, the PDF and XML of one order in one request."""
         ready = self.journal.items(self.outbox_name, ItemState.READY)
         if not ready:
             self.next_deadline = None
             return
-        plan = plan_batches(
-            [PlanItem(r.item_id, r.order_id or "", r.ext, r.size or 0, r.ready_at or 0.0) for r in ready],
-            orders_in_flight=self.journal.orders_in_flight(self.outbox_name) | set(orders_checking),
-            max_files=self.limits.max_files,
-            max_bytes=self.limits.max_bytes,
-            max_wait_seconds=self.limits.max_wait_seconds,
-            now=self.wall(),
-            flush=flush,
-            more_coming=checking,
+        delivered = self.journal.delivered_for_ready(self.outbox_name, self.destination)
+        view = SendingView(
+            ready=[
+                PlanItem(r.item_id, r.order_id or "", r.ext, r.size or 0, r.ready_at or 0.0) for r in ready
+            ],
+            delivered={item_id: _earlier(row, where) for item_id, (row, where) in delivered.items()},
+            orders_busy=self.journal.orders_in_flight(self.outbox_name) | set(orders_checking),
         )
-        self.next_deadline = plan.next_deadline
+        sending = plan_sending(
+            view, self.wall(), batching=self.limits.batching, flush=flush, more_coming=checking
+        )
+        self.next_deadline = sending.deadline
         by_id = {row.item_id: row for row in ready}
-        for planned in plan.batches:
-            # Checked here, just before sending, so that two identical drops waiting on each other
-            # (per-order ordering) cannot both go: the second finds the first delivered.
-            items = [item for item in planned.items if not self._duplicate(by_id[item.item_id])]
-            if not items:
-                continue
-            batch_id = uuid.uuid4().hex[:16]
-            self.journal.create_batch(
-                batch_id=batch_id,
-                outbox=self.outbox_name,
-                bundle_name=f"{self.outbox_name[:24]}-{batch_id}",
-                endpoint=planned.endpoint.value,
-                order_id=planned.order_id,
-                item_ids=[item.item_id for item in items],
-                now=self.wall(),
-                destination=self.destination,
-            )
+        for action in sending.actions:
+            match action:
+                case Duplicate(item_id=item_id, earlier=earlier):
+                    self._duplicate(by_id[item_id], earlier)
+                case NewBatch(planned=planned):
+                    batch_id = uuid.uuid4().hex[:16]
+                    self.journal.create_batch(
+                        batch_id=batch_id,
+                        outbox=self.outbox_name,
+                        bundle_name=f"{self.outbox_name[:24]}-{batch_id}",
+                        endpoint=planned.endpoint.value,
+                        order_id=planned.order_id,
+                        item_ids=[item.item_id for item in planned.items],
+                        now=self.wall(),
+                        destination=self.destination,
+                    )
 
-    def _duplicate(self, item: ItemRow) -> bool:
-        """Bytes already delivered to the same order at this destination are not sent again: nothing is
-        for a person to do, so the file goes to sent/, its receipt naming the earlier delivery."""
-        found = self.journal.delivered_before(
-            self.outbox_name, item.order_id or "", item.sha256 or "", self.destination
-        )
-        if found is None:
-            return False
-        earlier, destination = found
-        duplicate_of = {
-            "file": earlier.file_name,
-            "import_id": earlier.import_id,
-            "delivered_at": earlier.finished_at,
-            "destination": destination or f"outbox {earlier.outbox}",
-        }
+    def _duplicate(self, item: ItemRow, earlier: Earlier) -> None:
+        """Nothing is for a person to do: the file goes to sent/, its receipt naming the earlier delivery."""
+        duplicate_of = dataclasses.asdict(earlier)
         self.journal.decide(
             item.item_id, stage=Stage.VALIDATION, error=None, result={"duplicate_of": duplicate_of}
         )
         self.log.info(
             "file_duplicate", item_id=item.item_id, file=item.file_name, import_id=earlier.import_id
         )
-        return True
 
     # -- the open batches, each at its own time ----------------------------------------------
 
     def advance_batches(self, *, polls_only: bool = False) -> float | None:
-        """Carry every due batch one step; return the earliest wall time a batch wants attention.
-        `polls_only` (the outbox's folders are unavailable): only imports already submitted are polled.
-        A paused outbox (credentials refused) makes no call at all until `pause.until`."""
-        earliest: float | None = None
-        for row in self.journal.open_batches(self.outbox_name):
-            if polls_only and row.state != BatchState.SUBMITTED:
-                continue
-            now = self.wall()
-            if row.next_attempt_at <= now and not self.pause.blocks(now):
-                try:
-                    self._step(row)
-                except OutboxBlocked as exc:
-                    self._pause(str(exc))
-                except TransientError as exc:
-                    self._note_error(f"{exc}")
-                    delay = self._retry_delay(row.poll_attempt + 1, exc.retry_after_seconds)
-                    self.log.warning(
-                        "batch_step_deferred",
-                        batch_id=row.batch_id,
-                        state=row.state,
-                        reason=str(exc),
-                        retry_in_seconds=round(delay, 2),
-                    )
-                    self.journal.schedule_batch(
-                        row.batch_id, state=BatchState(row.state), next_attempt_at=now + delay
-                    )
-                except Exception as exc:  # one batch's local trouble must not stop the others
-                    self.log.exception("batch_step_failed", batch_id=row.batch_id, state=row.state)
-                    self._note_error(f"batch {row.batch_id}: {exc}")
-                    delay = self._retry_delay(row.poll_attempt + 1, None)
-                    self.journal.schedule_batch(
-                        row.batch_id, state=BatchState(row.state), next_attempt_at=now + delay
-                    )
-                row = self.journal.batch(row.batch_id) or row
-            if row.state != BatchState.DONE:
-                at = max(row.next_attempt_at, self.pause.until)
-                earliest = at if earliest is None else min(earliest, at)
-        return earliest
+        """Carry every due batch one step (`step.due_steps`); return the earliest wall time delivery wants
+        attention. `polls_only` (the outbox's folders are unavailable): only imports already submitted are
+        polled. A step that pauses the outbox ends the round: no other call is made until `pause.until`."""
+        rows = {row.batch_id: row for row in self.journal.open_batches(self.outbox_name)}
+        for step in due_steps(
+            [_open(row) for row in rows.values()], self.pause, self.wall(), polls_only=polls_only
+        ):
+            if not self._carry_out(step, rows[step.batch_id]):
+                break
+        open_now = [_open(row) for row in self.journal.open_batches(self.outbox_name)]
+        return wake_at(open_now, self.pause, None)
 
-    def _step(self, row: BatchRow) -> None:
-        if row.state == BatchState.PLANNED:
-            self._upload(row)
-        elif row.state == BatchState.UPLOADING:
-            self._reconcile(row)
-        elif row.state == BatchState.SUBMITTED:
-            self._poll(row)
+    def _carry_out(self, step: BatchStep, row: BatchRow) -> bool:
+        """One batch's step; False when it paused the outbox. A batch's trouble never stops the others."""
+        now = self.wall()
+        try:
+            match step:
+                case Upload():
+                    self._upload(row)
+                case LookForLost():
+                    self._reconcile(row)
+                case Poll():
+                    self._poll(row)
+        except OutboxBlocked as exc:
+            self._pause(str(exc))
+            return False
+        except TransientError as exc:
+            self._note_error(f"{exc}")
+            delay = self._retry_delay(row.poll_attempt + 1, exc.retry_after_seconds)
+            self.log.warning(
+                "batch_step_deferred",
+                batch_id=row.batch_id,
+                state=row.state,
+                reason=str(exc),
+                retry_in_seconds=round(delay, 2),
+            )
+            self.journal.schedule_batch(row.batch_id, state=row.state, next_attempt_at=now + delay)
+        except Exception as exc:  # one batch's local trouble must not stop the others
+            self.log.exception("batch_step_failed", batch_id=row.batch_id, state=row.state)
+            self._note_error(f"batch {row.batch_id}: {exc}")
+            delay = self._retry_delay(row.poll_attempt + 1, None)
+            self.journal.schedule_batch(row.batch_id, state=row.state, next_attempt_at=now + delay)
+        return True
 
     def _batch(self, row: BatchRow) -> Batch:
         items = tuple(
@@ -220,7 +226,7 @@ class Delivery:
                 content_type=CONTENT_TYPES.get(item.ext, "application/octet-stream"),
             )
             for item in self.journal.batch_items(row.batch_id)
-            if item.state == ItemState.BATCHED
+            if item.state is ItemState.BATCHED
         )
         bundle_path = (
             self.bundle_dir / f"{row.bundle_name}.zip" if row.endpoint == Endpoint.BULK_IMPORT else None
@@ -242,7 +248,7 @@ class Delivery:
         folder.mkdir(parents=True, exist_ok=True)
         kept = 0
         for item in self.journal.batch_items(row.batch_id):
-            if item.state != ItemState.BATCHED:
+            if item.state is not ItemState.BATCHED:
                 continue
             source = self.folders.claimed_path(item.host, item.claim_name, item.root)
             try:
@@ -272,7 +278,7 @@ class Delivery:
         count = self.changed_checks.get(item.item_id, 0) + 1
         self.changed_checks[item.item_id] = count
         self.log.warning("file_changed_after_check", item_id=item.item_id, file=item.file_name, times=count)
-        if count > MAX_CHANGED_CHECKS:
+        if checked_enough(count):
             self._take_out(item, file_error("Unreadable", reason=KEPT_CHANGING))
             return
         self.journal.unbatch(item.item_id)
@@ -322,31 +328,27 @@ class Delivery:
             self._consider(fresh, submission.snapshot)
 
     def _reconcile(self, row: BatchRow) -> None:
-        """An upload with no answer: adopt the import if the marketplace has it, re-send only if surely not:
-        absent from at least MIN_EMPTY_LOOKS searches of its import list, the last one at least
-        `lost_grace_seconds` after the answer was given up on (a marketplace may read a body at once and
-        list its import much later; the upload's own start says nothing of that)."""
+        """An upload with no answer: adopt the import if the marketplace has it, re-send only if surely not
+        (`lifecycle.after_empty_look`)."""
         sent_at = row.sent_at or row.created_at
         lost_at = row.lost_at if row.lost_at is not None else self.wall()  # a crash mid-upload: from now
         found = self.marketplace.find_lost(
             self._batch(row), sent_after=datetime.fromtimestamp(sent_at).astimezone()
         )
-        now = self.wall()
         if found is not None:
             self.log.info("lost_upload_found", batch_id=row.batch_id, import_id=found.import_id)
             self.journal.batch_lost(row.batch_id, lost_at=None, empty_looks=0)
             self._submitted(row, found)
             return
-        looks = row.empty_looks + 1
-        grace_over = now - lost_at >= self.limits.lost_grace_seconds
-        if looks >= MIN_EMPTY_LOOKS and grace_over:
-            self.log.info("lost_upload_absent", batch_id=row.batch_id, looks=looks)
-            self.journal.batch_lost(row.batch_id, lost_at=None, empty_looks=0)
-            self.journal.schedule_batch(row.batch_id, state=BatchState.PLANNED, next_attempt_at=now)
-            return
-        self.journal.batch_lost(row.batch_id, lost_at=lost_at, empty_looks=looks)
-        next_look = max(lost_at + self.limits.lost_grace_seconds, now + self.limits.lost_grace_seconds / 2)
-        self.journal.schedule_batch(row.batch_id, state=BatchState.UPLOADING, next_attempt_at=next_look)
+        now = self.wall()
+        match after_empty_look(lost_at, row.empty_looks, now, grace_seconds=self.limits.lost_grace_seconds):
+            case Resend():
+                self.log.info("lost_upload_absent", batch_id=row.batch_id, looks=row.empty_looks + 1)
+                self.journal.batch_lost(row.batch_id, lost_at=None, empty_looks=0)
+                self.journal.schedule_batch(row.batch_id, state=BatchState.PLANNED, next_attempt_at=now)
+            case LookAgain(at=at, empty_looks=looks):
+                self.journal.batch_lost(row.batch_id, lost_at=lost_at, empty_looks=looks)
+                self.journal.schedule_batch(row.batch_id, state=BatchState.UPLOADING, next_attempt_at=at)
 
     def _poll(self, row: BatchRow) -> None:
         assert row.import_id is not None  # submitted batches always carry one
@@ -470,6 +472,19 @@ class Delivery:
         return poll_delay(
             attempt, first_seconds=self.limits.poll_first_seconds, max_seconds=self.limits.poll_max_seconds
         )
+
+
+def _open(row: BatchRow) -> OpenBatch:
+    return OpenBatch(row.batch_id, row.state, row.next_attempt_at)
+
+
+def _earlier(row: ItemRow, destination: str | None) -> Earlier:
+    return Earlier(
+        file=row.file_name,
+        import_id=row.import_id,
+        delivered_at=row.finished_at,
+        destination=destination or f"outbox {row.outbox}",
+    )
 
 
 def _entries_by_item(flight: Flight, snapshot: ImportSnapshot) -> dict[str, dict[str, object]]:

@@ -1,4 +1,4 @@
-"""intake (shell): scan -> settle -> claim -> check content, for one outbox.
+"""intake (shell): scan -> settle -> claim, for one outbox; verdicts journaled, safe ZIPs unpacked.
 
 Files enter the journal here. The claim is a rename into `.processing/<host>/` followed by a
 journal row; a crash between the two leaves a file the journal does not know, which `adopt`
@@ -9,11 +9,9 @@ entries becomes an item of its own; the ZIP waits as a `container` until they ar
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,38 +21,19 @@ import structlog
 from invoicesync import archive
 from invoicesync.checks.content import Rules
 from invoicesync.checks.examine import Examined
-from invoicesync.checks.pool import Checkers
-from invoicesync.errors import CheckerUnavailable
+from invoicesync.checks.queue import CheckQueue
 from invoicesync.journal import ItemRow, Journal
 from invoicesync.messages import file_error
 from invoicesync.model import FileError, ItemState, Stage
-from invoicesync.naming import order_id_of, split_extension, unusable_name
+from invoicesync.naming import split_extension, unusable_name
 from invoicesync.outbox import CLAIM_SEPARATOR, Folders, fsync_dir
 from invoicesync.settle import NOTHING_SEEN, Kind, Seen, settle
 
 MAX_CLAIMS_PER_CYCLE = 500  # a start-up backlog is taken in slices so the loop keeps its heartbeat
 UNPACK_PREFIX = ".unpack-"
-MAX_CHECKS_IN_FLIGHT = 1000  # handed to the checkers at once: they keep working while the loop uploads
-CHECK_RETRY_SECONDS = 10.0  # checkers unavailable (a broken installation): claimed files wait this long
-VERDICT_WAIT_SECONDS = 5.0  # a partial batch waits at most this long for verdicts on files claimed with it
 UNPACK_RETRY_SECONDS = (
     10.0  # a ZIP that could not be unpacked (share full, refused) is tried again this often
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """A claimed file handed to the checkers, and when."""
-
-    item: ItemRow
-    future: Future[Examined]
-    submitted_at: float  # monotonic
-
-    def problem(self) -> BaseException | None:
-        """Why no verdict came (a checker fault, or the check was withdrawn), or None."""
-        if self.future.cancelled():
-            return CheckerUnavailable("The check was withdrawn.")
-        return self.future.exception()
 
 
 @dataclass(slots=True)
@@ -68,14 +47,6 @@ class PendingArchive:
     due_at: float = 0.0  # monotonic
 
 
-@dataclass(frozen=True, slots=True)
-class Awaited:
-    """Verdicts expected soon: the orders they name, and until when (monotonic) partial batches wait."""
-
-    orders: frozenset[str]
-    until: float | None
-
-
 def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -86,15 +57,12 @@ class Intake:
     folders: Folders
     journal: Journal
     rules: Rules
-    order_pattern: re.Pattern[str]
     settle_seconds: float
     empty_after_seconds: float
-    check_seconds: float  # one file's content check, at most
     monotonic: Callable[[], float]
     wall: Callable[[], float]
     log: structlog.typing.FilteringBoundLogger
-    checkers: Checkers
-    on_checked: Callable[[], None]  # wakes the loop: a verdict is waiting to be journaled
+    queue: CheckQueue  # claimed files to the checkers, verdicts back
     seen: dict[str, Seen] = field(default_factory=lambda: dict(NOTHING_SEEN))
     next_check_at: float | None = None
     waiting_empty: int = 0
@@ -104,10 +72,6 @@ class Intake:
     # item_id -> wall time its final stat was first seen: a batch's max_wait_seconds counts from there, so a
     # lone file is not held back for company it could have had while it settled (lost on restart: then now)
     seen_at: dict[str, float] = field(default_factory=dict)
-    checking: dict[str, Check] = field(default_factory=dict)  # by item_id
-    unchecked: bool = True  # claimed files may be waiting for a checker (set by every claim)
-    retry_checks_at: float = 0.0  # monotonic; after a checker fault, claimed files wait until then
-    checks_problem: str | None = None  # the checker fault last logged, until a verdict comes again
     unpacking: dict[str, PendingArchive] = field(default_factory=dict)  # by item_id
     unpack_problem: str | None = None  # why a ZIP waits to be unpacked, until none waits
 
@@ -135,7 +99,7 @@ class Intake:
         self.seen = settled.seen
         self.next_check_at = settled.next_check_at
         if settled.next_check_at is not None and any(seen.stat.size > 0 for seen in settled.seen.values()):
-            self.checkers.warm()  # files are settling: their checks will not wait for a checker to start
+            self.queue.checkers.warm()  # files are settling: their checks need not wait for a checker
         empty = {
             name
             for name, seen in settled.seen.items()
@@ -167,7 +131,7 @@ class Intake:
             fsync_dir(self.folders.processing)  # the renames are durable before the journal says so
             fsync_dir(self.folders.outbox)
             self.journal.record_claims(claims)
-            self.unchecked = True
+            self.queue.unchecked = True
             for claim in claims:
                 self.log.info("file_claimed", item_id=claim["item_id"], file=claim["file_name"])
         for claim in claims:
@@ -185,7 +149,7 @@ class Intake:
             claims.append(self._claim_row(item_id, name, claim_name, host=host))
         if claims:
             self.journal.record_claims(claims)
-            self.unchecked = True
+            self.queue.unchecked = True
             self.log.info("files_adopted", files=len(claims))
         return len(claims)
 
@@ -193,86 +157,33 @@ class Intake:
 
     def check_claimed(self) -> None:
         """Journal the verdicts the checkers have given (one commit for all), then hand them more claimed
-        files. A crash before a commit leaves those files `claimed`, to be checked again; so does a checker
-        that cannot start (`CheckerUnavailable`): logged once, tried again after `CHECK_RETRY_SECONDS`, and
-        the rest of the loop (uploads, polls, finishing) goes on meanwhile."""
-        done = [check for check in self.checking.values() if check.future.done()]
+        files (`checks.queue`). A crash before a commit leaves those files `claimed`, to be checked again;
+        so does a checker that cannot start: the rest of the loop (uploads, polls, finishing) goes on."""
         fault: BaseException | None = None
         answered = False
         try:
+            done = self.queue.done()
             if done:
                 with self.journal.transaction():
                     for check in done:
-                        del self.checking[check.item.item_id]
                         problem = check.problem()
                         if problem is None:
                             self._journal_verdict(check.item, check.future.result())
                             answered = True
                         else:  # not the file's fault: it stays claimed and is checked again
                             fault = fault or problem
-                            self.unchecked = True
             self._unpack_due()  # outside the transaction: unpacking writes to the share, and may fail
-            self._checks_fault(fault, answered=answered)
-            if self.unchecked and self.monotonic() >= self.retry_checks_at:
-                self._submit_claimed()
-        except BaseException:
-            self.unchecked = True  # rolled back or cut short: look at every claimed file again next time
-            raise
-
-    def _submit_claimed(self) -> None:
-        room = MAX_CHECKS_IN_FLIGHT - len(self.checking)
-        if room <= 0:
-            return
-        self.unchecked = False
-        for item in self.journal.items(self.outbox_name, ItemState.CLAIMED):
-            if item.item_id in self.checking or item.item_id in self.unpacking:
-                continue
-            if room == 0:
-                self.unchecked = True  # the rest when verdicts have made room
-                return
-            future = self.checkers.submit(
-                self.folders.claimed_path(item.host, item.claim_name, item.root),
-                item.file_name,
-                pattern=self.order_pattern,
-                rules=self.rules,
-                entry=item.origin_id is not None,
-                time_limit_seconds=self.check_seconds,
+            self.queue.faulted(fault, answered=answered)
+            self.queue.feed(
+                self.journal.items(self.outbox_name, ItemState.CLAIMED),
+                lambda item: self.folders.claimed_path(item.host, item.claim_name, item.root),
+                busy=self.unpacking,
             )
-            future.add_done_callback(lambda _: self.on_checked())
-            self.checking[item.item_id] = Check(item, future, self.monotonic())
-            room -= 1
-
-    def _checks_fault(self, fault: BaseException | None, *, answered: bool) -> None:
-        """`checks_unavailable` once when checks start failing for a reason not the files' (or the reason
-        changes), `checks_available` once a verdict comes again; meanwhile claimed files wait
-        `CHECK_RETRY_SECONDS` between tries."""
-        if fault is not None:
-            self.retry_checks_at = self.monotonic() + CHECK_RETRY_SECONDS
-            if str(fault) != self.checks_problem:
-                self.checks_problem = str(fault)
-                self.log.warning("checks_unavailable", reason=self.checks_problem)
-        elif answered and self.checks_problem is not None:
-            self.checks_problem = None
-            self.log.info("checks_available")
-
-    def awaited(self) -> Awaited:
-        """Verdicts still expected soon: files claimed together are sent together, but a partial batch
-        waits at most `VERDICT_WAIT_SECONDS` for checks that began that long ago (a slow file, or another
-        outbox's burst ahead in the checkers' queue), and an order waits for its own file being checked."""
-        now = self.monotonic()
-        young = [check for check in self.checking.values() if now - check.submitted_at < VERDICT_WAIT_SECONDS]
-        if not young:
-            return Awaited(frozenset(), None)
-        orders = (order_id_of(check.item.file_name, self.order_pattern) for check in young)
-        until = min(check.submitted_at for check in young) + VERDICT_WAIT_SECONDS
-        return Awaited(frozenset(order for order in orders if order is not None), until)
-
-    def abandon_checks(self) -> None:
-        """The loop stops: checks not begun are withdrawn; their files stay claimed for the next start."""
-        for check in self.checking.values():
-            check.future.cancel()
-        self.checking.clear()
-        self.unchecked = True
+        except BaseException:
+            self.queue.unchecked = (
+                True  # rolled back or cut short: look at every claimed file again next time
+            )
+            raise
 
     def _journal_verdict(self, item: ItemRow, found: Examined) -> None:
         seen_at = self.seen_at.pop(item.item_id, None)
@@ -374,7 +285,7 @@ class Intake:
                 )
             )
         self.journal.record_claims(claims, container=(item.item_id, size, sha256))
-        self.unchecked = True
+        self.queue.unchecked = True
         self.log.info("archive_opened", item_id=item.item_id, file=item.file_name, entries=len(claims))
 
     def _claim_row(

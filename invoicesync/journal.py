@@ -112,7 +112,7 @@ class ItemRow:
     size: int | None
     sha256: str | None
     ready_at: float | None
-    state: str
+    state: ItemState
     batch_id: str | None
     stage: str | None
     error: str | None
@@ -123,6 +123,9 @@ class ItemRow:
     received_at: str
     finished_at: str | None
     root: str | None  # the outbox root it was claimed under (None: journaled before schema 3, today's)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", ItemState(self.state))  # the column's text, as the enum
 
     @property
     def file_error(self) -> FileError | None:
@@ -141,7 +144,7 @@ class BatchRow:
     bundle_name: str
     endpoint: str
     order_id: str | None
-    state: str
+    state: BatchState
     import_id: str | None
     sent_at: float | None
     submitted_at: float | None
@@ -152,6 +155,9 @@ class BatchRow:
     lost_at: float | None  # when the answer to its upload was given up on (None: not lost)
     empty_looks: int  # import lists searched in vain since then
     destination: str | None  # the marketplace and seller it went to (None: before schema 4)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", BatchState(self.state))  # the column's text, as the enum
 
 
 def _error_json(error: FileError | None) -> str | None:
@@ -414,21 +420,23 @@ class Journal:
                 (finished_at.astimezone(UTC).isoformat(), item_id),
             )
 
-    def delivered_before(
-        self, outbox: str, order_id: str, sha256: str, destination: str
-    ) -> tuple[ItemRow, str | None] | None:
-        """The earlier delivery of the same bytes to the same order at the same destination (marketplace
-        and seller: a rehearsal on the sandbox never counts against the real marketplace), and where it
-        went. A delivery journaled before destinations were (schema 4) counts for its own outbox."""
-        row = self._db.execute(
-            f"SELECT {_ITEM_COLUMNS}, batches.destination FROM items JOIN batches"
-            " ON batches.batch_id = items.batch_id"
-            " WHERE items.order_id = ? AND items.sha256 = ? AND items.outcome = 'sent' AND items.ext != 'zip'"
+    def delivered_for_ready(self, outbox: str, destination: str) -> dict[str, tuple[ItemRow, str | None]]:
+        """For each ready file of the outbox, the earlier delivery of the same bytes to the same order at the
+        same destination (marketplace and seller: a rehearsal on the sandbox never counts against the real
+        marketplace), and where it went; one query per loop step. A delivery journaled before destinations
+        were (schema 4) counts for its own outbox."""
+        rows = self._db.execute(
+            f"SELECT ready.item_id, {_ITEM_COLUMNS}, batches.destination FROM items AS ready"
+            " JOIN items ON items.order_id = ready.order_id AND items.sha256 = ready.sha256"
+            " JOIN batches ON batches.batch_id = items.batch_id"
+            " WHERE ready.outbox = ? AND ready.state = 'ready'"
+            " AND items.outcome = 'sent' AND items.ext != 'zip'"
             " AND (batches.destination = ? OR (batches.destination IS NULL AND items.outbox = ?))"
-            " ORDER BY items.seq LIMIT 1",
-            (order_id, sha256, destination, outbox),
-        ).fetchone()
-        return None if row is None else (ItemRow(*row[:-1]), row[-1])
+            " ORDER BY items.seq DESC",
+            (outbox, destination, outbox),
+        )
+        # the earliest delivery wins: rows come latest first, so each item keeps the last one seen
+        return {row[0]: (ItemRow(*row[1:-1]), row[-1]) for row in rows}
 
     def orders_in_flight(self, outbox: str) -> set[str]:
         rows = self._db.execute(

@@ -159,3 +159,33 @@ def advance(
     delay = poll_delay(flight.poll_attempt, first_seconds=first_seconds, max_seconds=max_seconds)
     at = min(now + delay, flight.submitted_at + give_up_after_seconds)
     return PollAgain(at=at, attempt=flight.poll_attempt + 1)
+
+
+MIN_EMPTY_LOOKS = 2  # an unanswered upload is re-sent only when absent from this many searches of the list
+
+
+@dataclass(frozen=True, slots=True)
+class Resend:
+    """The unanswered upload is surely absent: send it again."""
+
+
+@dataclass(frozen=True, slots=True)
+class LookAgain:
+    at: float  # wall time of the next search
+    lost_at: float
+    empty_looks: int
+
+
+def after_empty_look(
+    lost_at: float, empty_looks: int, now: float, *, grace_seconds: float
+) -> Resend | LookAgain:
+    """One more search of the import list found no trace of an upload whose answer was lost at `lost_at`.
+    It is re-sent only when surely absent: missing from at least MIN_EMPTY_LOOKS searches, the last one at
+    least `grace_seconds` after the answer was given up on (a marketplace may read a body at once and list
+    its import much later; the upload's own start says nothing of that)."""
+    looks = empty_looks + 1
+    if looks >= MIN_EMPTY_LOOKS and now - lost_at >= grace_seconds:
+        return Resend()
+    return LookAgain(
+        at=max(lost_at + grace_seconds, now + grace_seconds / 2), lost_at=lost_at, empty_looks=looks
+    )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from invoicesync.messages import file_error
 from invoicesync.model import FileError, Stage
 
 SCHEMA = "invoicesync.report/1"
@@ -55,6 +56,14 @@ def entry_fates(entries: list[dict[str, Any]]) -> str:
         return "it held no invoice"
     more = len(entries) - len(named)
     return ", ".join(named) + (f" and {more} more (see `entries`)" if more else "")
+
+
+def archive_error(entries: list[dict[str, Any]]) -> FileError | None:
+    """A dropped ZIP goes to sent/ when any of its files was sent; to failed/, where a person looks, when
+    none was (`ArchiveNotSent`, naming each file's fate)."""
+    if any(entry["outcome"] == "sent" for entry in entries):
+        return None
+    return file_error("ArchiveNotSent", fates=entry_fates(entries))
 
 
 def build_report(

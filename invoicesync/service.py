@@ -22,8 +22,9 @@ import structlog
 
 from invoicesync.checks.content import rules_for
 from invoicesync.checks.pool import Checkers
-from invoicesync.config import SANDBOX, Config, OutboxSettings
-from invoicesync.delivery import LOST_GRACE_SECONDS, Delivery, Limits
+from invoicesync.checks.queue import CheckQueue
+from invoicesync.config import Config, OutboxSettings
+from invoicesync.delivery import Delivery
 from invoicesync.errors import InvoicesyncError, ServiceError
 from invoicesync.health import Health
 from invoicesync.intake import Intake
@@ -36,13 +37,10 @@ from invoicesync.sandbox import Sandbox
 from invoicesync.statedir import JOURNAL_NAME, acquire_lock, last_error_before, write_status
 from invoicesync.systemd import Notifier
 from invoicesync.watching import Watcher
-from invoicesync.wiring import destination_of, make_marketplace, sandbox_options
+from invoicesync.wiring import destination_of, limits_of, make_marketplace, sandbox_options
 from invoicesync.worker import Worker
 
 LOOP_ERROR_BACKOFF_SECONDS = 5.0
-# The built-in sandbox lists an import before it answers the upload (even a dropped or slowed answer),
-# so an unanswered upload absent from its list is surely absent at once; the real marketplace gets time.
-SANDBOX_LOST_GRACE_SECONDS = 1.0
 # Loops wake at least this often (health checks, heartbeat); a stop, an event or a timer wakes them at once.
 # Every wake costs a few queries and a look at the mounts: once a second was 0.1 % of a CPU while idle.
 MAX_WAIT_SECONDS = 5.0
@@ -183,26 +181,28 @@ class Service:
             raise ServiceError(problem)
 
     def tally(self) -> dict[str, int]:
-        sent = sum(loop.worker.tally.sent for loop in self._loops)
-        failed = sum(loop.worker.tally.failed for loop in self._loops)
-        in_flight = sum(loop.worker.tally.open for loop in self._loops)  # claimed, as `status` says
-        waiting = sum(loop.worker.intake.waiting_empty for loop in self._loops)  # still in outbox/ (empty)
+        states = [loop.worker.state() for loop in self._loops]
+        sent = sum(state.sent for state in states)
+        failed = sum(state.failed for state in states)
+        in_flight = sum(state.open for state in states)  # claimed, as `status` says
+        waiting = sum(state.empty for state in states)  # still in outbox/ (empty)
         return {"sent": sent, "failed": failed, "in_flight": in_flight, "waiting": waiting}
 
     def unfinished(self) -> list[str]:
         """Per outbox with files not finished: how many, and why (a pause, a problem, the last error)."""
         lines = []
         for loop in self._loops:
-            waiting = loop.worker.tally.open + loop.worker.intake.waiting_empty
+            state = loop.worker.state()
+            waiting = state.open + state.empty
             if waiting:
                 why = (
-                    loop.worker.delivery.paused_reason
-                    or self._problem(loop)
-                    or loop.worker.delivery.last_error
+                    state.paused
+                    or state.problem
+                    or state.last_error
                     or "still in progress when the wait ran out (checks, requests being retried, or "
                     "imports the marketplace had not finished; see the log)"
                 )
-                lines.append(f"outbox {loop.worker.name!r}: {waiting} file(s) not finished: {why}")
+                lines.append(f"outbox {state.name!r}: {waiting} file(s) not finished: {why}")
         return lines
 
     def blocked_outboxes(self) -> list[str]:
@@ -216,16 +216,7 @@ class Service:
 
     @staticmethod
     def _stuck(loop: Loop) -> bool:
-        return loop.worker.delivery.paused_reason is not None or Service._problem(loop) is not None
-
-    @staticmethod
-    def _problem(loop: Loop) -> str | None:
-        """What stops this outbox that a person must fix: its folders or state_dir, or checkers that
-        cannot start (a broken installation)."""
-        health = loop.worker.health
-        problem = None if health is None else health.problem()
-        checks = loop.worker.intake.checks_problem
-        return problem or (None if checks is None else f"files cannot be checked: {checks}")
+        return loop.worker.state().stuck
 
     def _start(self) -> None:
         if self.config.uses_sandbox and self._sandbox is None:
@@ -264,20 +255,26 @@ class Service:
         log = self.log.bind(outbox=box.name)
         rules = rules_for(box.files.max_bytes, box.files.order_labels)
         wake = threading.Event()
+        queue = CheckQueue(
+            checkers=self._checkers,
+            order_pattern=box.files.order_id,
+            rules=rules,
+            check_seconds=box.files.check_seconds,
+            monotonic=time.monotonic,
+            log=log,
+            on_checked=wake.set,
+        )
         intake = Intake(
             outbox_name=box.name,
             folders=folders,
             journal=journal,
             rules=rules,
-            order_pattern=box.files.order_id,
             settle_seconds=box.watch.settle_seconds,
             empty_after_seconds=box.files.empty_after_seconds,
-            check_seconds=box.files.check_seconds,
             monotonic=time.monotonic,
             wall=time.time,
             log=log,
-            checkers=self._checkers,
-            on_checked=wake.set,
+            queue=queue,
         )
         delivery = Delivery(
             last_error=last_error_before(self.config.state_dir, box.name),
@@ -286,17 +283,7 @@ class Service:
             folders=folders,
             journal=journal,
             marketplace=marketplace,
-            limits=Limits(
-                max_files=box.batch.max_files,
-                max_bytes=box.batch.max_bytes,
-                max_wait_seconds=box.batch.max_wait_seconds,
-                poll_first_seconds=box.poll.first_seconds,
-                poll_max_seconds=box.poll.max_seconds,
-                give_up_after_seconds=box.poll.give_up_after_seconds,
-                lost_grace_seconds=(
-                    SANDBOX_LOST_GRACE_SECONDS if box.octopia.base_url == SANDBOX else LOST_GRACE_SECONDS
-                ),
-            ),
+            limits=limits_of(box),
             bundle_dir=bundle_dir,
             wall=time.time,
             log=log,
@@ -413,12 +400,13 @@ class Service:
         that cannot take the file is already said by each outbox's health; the daemon goes on."""
         status = {}
         for loop in self._loops:
-            status[loop.worker.name] = {
-                "paused": loop.worker.delivery.paused_reason,
-                "problem": self._problem(loop),
-                "last_error": loop.worker.delivery.last_error,
-                "settling": loop.worker.intake.waiting_settling,
-                "empty": loop.worker.intake.waiting_empty,
+            state = loop.worker.state()
+            status[state.name] = {
+                "paused": state.paused,
+                "problem": state.problem,
+                "last_error": state.last_error,
+                "settling": state.settling,
+                "empty": state.empty,
             }
         if status == self._status_written:
             return
@@ -446,7 +434,7 @@ class Service:
             # it short) before its journal closes, so a reload never runs two loops on one outbox.
             if loop.thread is not None:
                 loop.thread.join()
-            loop.worker.intake.abandon_checks()
+            loop.worker.intake.queue.abandon()
             loop.watcher.stop()
             loop.marketplace.close()
             loop.journal.close()

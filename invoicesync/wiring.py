@@ -5,10 +5,15 @@ options from the configuration. The one place that knows which adapter serves wh
 from __future__ import annotations
 
 from invoicesync.config import SANDBOX, Config, OutboxSettings
+from invoicesync.delivery import LOST_GRACE_SECONDS, Limits
 from invoicesync.errors import ServiceError
 from invoicesync.marketplaces import Marketplace
 from invoicesync.marketplaces.octopia import OctopiaMarketplace
 from invoicesync.sandbox import Sandbox, SandboxOptions
+
+# The built-in sandbox lists an import before it answers the upload (even a dropped or slowed answer),
+# so an unanswered upload absent from its list is surely absent at once; the real marketplace gets time.
+SANDBOX_LOST_GRACE_SECONDS = 1.0
 
 
 def sandbox_options(config: Config) -> SandboxOptions:
@@ -46,3 +51,18 @@ def destination_of(box: OutboxSettings) -> str:
     """Where an outbox's files go, as journaled with each batch: its marketplace, endpoint and seller."""
     where = "the built-in sandbox" if box.octopia.base_url == SANDBOX else box.octopia.base_url
     return f"{box.marketplace} {where}, seller {box.octopia.seller_id}"
+
+
+def limits_of(box: OutboxSettings) -> Limits:
+    """An outbox's batching and polling settings as delivery's limits."""
+    return Limits(
+        max_files=box.batch.max_files,
+        max_bytes=box.batch.max_bytes,
+        max_wait_seconds=box.batch.max_wait_seconds,
+        poll_first_seconds=box.poll.first_seconds,
+        poll_max_seconds=box.poll.max_seconds,
+        give_up_after_seconds=box.poll.give_up_after_seconds,
+        lost_grace_seconds=SANDBOX_LOST_GRACE_SECONDS
+        if box.octopia.base_url == SANDBOX
+        else LOST_GRACE_SECONDS,
+    )

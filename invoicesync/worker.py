@@ -25,7 +25,6 @@ from invoicesync.delivery import Delivery
 from invoicesync.health import Health
 from invoicesync.intake import UNPACK_PREFIX, Intake
 from invoicesync.journal import ItemRow, Journal
-from invoicesync.messages import file_error
 from invoicesync.model import ItemState, Stage
 from invoicesync.outbox import (
     Folders,
@@ -38,13 +37,14 @@ from invoicesync.outbox import (
 from invoicesync.report import SCHEMA as REPORT_SCHEMA
 from invoicesync.report import (
     ReportFacts,
+    archive_error,
     build_report,
-    entry_fates,
     outcome_of,
     sidecar_name,
     sidecar_suffix,
 )
 from invoicesync.settle import Kind
+from invoicesync.step import next_wake
 
 FINISH_PER_COMMIT = 200  # files finished per journal commit and per fsync of their folders
 
@@ -56,6 +56,25 @@ class Tally:
     sent: int = 0
     failed: int = 0
     open: int = 0  # items claimed and not finished yet (as of the last tick)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxState:
+    """What other threads (status, `once`, systemd) may know of an outbox, read from its loop's last step."""
+
+    name: str
+    paused: str | None  # why its uploads are paused (credentials, seller refused)
+    problem: str | None  # what stops it that a person must fix: folders, state_dir, checkers
+    last_error: str | None
+    settling: int  # files in outbox/ whose size or time still changes
+    empty: int  # empty files waiting in outbox/
+    open: int  # claimed and not finished
+    sent: int
+    failed: int
+
+    @property
+    def stuck(self) -> bool:
+        return self.paused is not None or self.problem is not None
 
 
 @dataclass
@@ -114,12 +133,12 @@ class Worker:
         self.intake.check_claimed()
         if self.health is not None:
             self.health.unpacking.set(self.intake.unpack_problem)
-        awaited = self.intake.awaited()
+        awaited = self.intake.queue.awaited()
         self.delivery.plan(flush=flush, checking=awaited.until is not None, orders_checking=awaited.orders)
         batch_due = self.delivery.advance_batches()
         if self.delivery.rechecks:  # files changed after their check: they are checked again
             self.delivery.rechecks = False
-            self.intake.unchecked = True
+            self.intake.queue.unchecked = True
         self._finish_all()
         self.tally.open = self.journal.count_open(self.name)
         return self._next_due(batch_due, awaited.until)
@@ -136,17 +155,33 @@ class Worker:
         return max(0.0, wait)
 
     def _next_due(self, batch_due: float | None, awaited_until: float | None) -> float:
-        now, wall = self.monotonic(), self.wall()
-        due = [self.next_scan_at - now]
-        for at in (self.intake.next_check_at, awaited_until, self.intake.next_unpack_at):
-            if at is not None:
-                due.append(at - now)
-        if self.intake.unchecked and self.intake.checks_problem is not None:
-            due.append(self.intake.retry_checks_at - now)
-        for at in (batch_due, self.delivery.next_deadline):
-            if at is not None:
-                due.append(at - wall)
-        return max(0.0, min(due))
+        return next_wake(
+            monotonic=self.monotonic(),
+            wall=self.wall(),
+            monotonic_dues=(
+                self.next_scan_at,
+                self.intake.next_check_at,
+                awaited_until,
+                self.intake.next_unpack_at,
+                self.intake.queue.retry_at,
+            ),
+            wall_dues=(batch_due, self.delivery.next_deadline),
+        )
+
+    def state(self) -> OutboxState:
+        problem = None if self.health is None else self.health.problem()
+        checks = self.intake.queue.checks_problem
+        return OutboxState(
+            name=self.name,
+            paused=self.delivery.paused_reason,
+            problem=problem or (None if checks is None else f"files cannot be checked: {checks}"),
+            last_error=self.delivery.last_error,
+            settling=self.intake.waiting_settling,
+            empty=self.intake.waiting_empty,
+            open=self.tally.open,
+            sent=self.tally.sent,
+            failed=self.tally.failed,
+        )
 
     def idle(self) -> bool:
         """Nothing open in the journal and nothing in outbox/ but empty files waiting (a FIFO, socket or
@@ -174,12 +209,9 @@ class Worker:
             self._finish_together(decided[start : start + FINISH_PER_COMMIT])
         for container in self.journal.items(self.name, ItemState.CONTAINER):
             entries = self.journal.entries_of(container.item_id)
-            if all(entry.state == ItemState.FINISHED for entry in entries):
+            if all(entry.state is ItemState.FINISHED for entry in entries):
                 summary = [_entry_summary(entry) for entry in entries]
-                # sent/ when any of its files was sent; failed/, where a person looks, when none was
-                sent_any = any(entry["outcome"] == "sent" for entry in summary)
-                error = None if sent_any else file_error("ArchiveNotSent", fates=entry_fates(summary))
-                self.journal.decide(container.item_id, stage=Stage.VALIDATION, error=error)
+                self.journal.decide(container.item_id, stage=Stage.VALIDATION, error=archive_error(summary))
                 fresh = self.journal.item(container.item_id)
                 if fresh is not None:
                     self._finish_together(self._with_destinations([fresh]), entries=summary)

@@ -21,6 +21,7 @@ CORE = [
     "report",
     "messages",
     "pause",
+    "step",
     "checks.content",
     "checks.pdf",
     "checks.ubl",
