@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from types import FrameType
 from typing import TextIO, cast
@@ -27,6 +28,11 @@ from invoicesync.errors import ConfigError, InvoicesyncError
 from invoicesync.logs import configure_logging, quiet_libraries
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_UNFINISHED = 0, 1, 2, 3
+EXAMPLES = {  # `invoicesync example WHAT` -> the file shipped in invoicesync/data/
+    "config": "config.example.yaml",
+    "unit": "invoicesync.service",
+    "report-schema": "report.schema.json",
+}
 ONCE_WAIT_SECONDS = 600.0  # `once` in cron must end: a marketplace out of reach is not waited for all day
 
 
@@ -82,6 +88,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("--json", action="store_true", help="one JSON object per line")
 
+    example_help = "print a reference file shipped with invoicesync"
+    example = commands.add_parser(
+        "example",
+        help=example_help,
+        description=f"{example_help.capitalize()}: `config` (every setting, commented; start a "
+        "configuration from it), `unit` (the hardened systemd unit), `report-schema` (the JSON Schema of "
+        "the reports beside each file in sent/ and failed/).",
+    )
+    example.add_argument("what", choices=sorted(EXAMPLES), help="which file")
     sandbox = commands.add_parser("sandbox", help="run the built-in Octopia simulator alone")
     sandbox.add_argument(
         "--port", type=_port, default=8400, help="loopback port (default 8400; 0 = any free port)"
@@ -118,6 +133,10 @@ def _wait_seconds(text: str) -> float:
     return seconds
 
 
+def example_text(what: str) -> str:
+    return (resources.files("invoicesync") / "data" / EXAMPLES[what]).read_text(encoding="utf-8")
+
+
 def _load(path: Path | None) -> Config:
     return load_config(path or default_config_path(os.environ))
 
@@ -139,6 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     from invoicesync import commands  # the commands pull in the whole service: keep --help fast
 
+    if args.command == "example":
+        sys.stdout.write(example_text(args.what))
+        return EXIT_OK
     if args.command == "validate":
         quiet_libraries()
         return commands.validate(args)
