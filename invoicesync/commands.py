@@ -21,9 +21,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from invoicesync import archive
-from invoicesync.checks.content import Rules, kind_of, rules_for, self_test
+from invoicesync.checks.content import Rules, kind_of, self_test
 from invoicesync.checks.examine import examine
-from invoicesync.config import SANDBOX, Config, FaultSettings, SandboxSettings
+from invoicesync.config import Config, FaultSettings, SandboxSettings
 from invoicesync.errors import ConfigError, InvoicesyncError, ServiceError
 from invoicesync.journal import OutboxFigures, journal_problem, orphans_problem, outbox_figures
 from invoicesync.model import FileError
@@ -32,7 +32,7 @@ from invoicesync.outbox import Folders, folder_problem
 from invoicesync.sandbox import Sandbox
 from invoicesync.statedir import JOURNAL_NAME, daemon_running, read_status
 from invoicesync.watching import filesystem_type, is_network
-from invoicesync.wiring import make_marketplace, sandbox_options
+from invoicesync.wiring import make_marketplace, rules_of, sandbox_options
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -98,10 +98,9 @@ def check(config: Config, *, online: bool) -> int:
                 marketplace = make_marketplace(box, sandbox)
                 try:
                     marketplace.check_online()
-                    notes.append(
-                        f"outbox {box.name!r}: token obtained from "
-                        f"{'the sandbox' if box.octopia.base_url == SANDBOX else box.octopia.token_url}"
-                    )
+                    where = "the sandbox" if box.uses_sandbox else box.base_url
+                    what = "a signed read answered by" if box.kaufland is not None else "token obtained from"
+                    notes.append(f"outbox {box.name!r}: {what} {where}")
                 except InvoicesyncError as exc:
                     problems.append(f"outbox {box.name!r}: {exc}")
                 finally:
@@ -228,7 +227,7 @@ def validate(args: argparse.Namespace) -> int:
     if args.config is not None:
         box = load_config(args.config).outboxes[0]
         pattern = box.files.order_id
-        rules = rules_for(box.files.max_bytes, box.files.order_labels)
+        rules = rules_of(box)
     if args.order_id:
         pattern = _order_pattern(args.order_id)
     failed = 0

@@ -310,16 +310,43 @@ class OctopiaSettings(_Settings):
 
         Raises OutboxBlocked (naming the file, never its content) when the file cannot be read.
         """
-        if self.client_secret is not None:
-            return self.client_secret.get_secret_value()
-        if self.client_secret_file is None:  # excluded by validation
-            raise OutboxBlocked("No client secret is configured.")
-        try:
-            return _read_secret_file(self.client_secret_file)
-        except ValueError as error:
-            raise OutboxBlocked(
-                f"The client secret file is unusable ({error}). Fix it; uploads resume by themselves."
-            ) from None
+        return _secret(self.client_secret, self.client_secret_file, "client secret")
+
+
+def _secret(value: SecretStr | None, path: Path | None, what: str) -> str:
+    """A secret given in the file, or read from its file now (each call: a fixed file needs no restart)."""
+    if value is not None:
+        return value.get_secret_value()
+    if path is None:  # excluded by validation
+        raise OutboxBlocked(f"No {what} is configured.")
+    try:
+        return _read_secret_file(path)
+    except ValueError as error:
+        raise OutboxBlocked(
+            f"The {what} file is unusable ({error}). Fix it; uploads resume by themselves."
+        ) from None
+
+
+class KauflandSettings(_Settings):
+    base_url: Annotated[str, BeforeValidator(lambda value: _url(value, sandbox_allowed=True))]
+    client_key: Text
+    secret_key: Annotated[SecretStr, BeforeValidator(_text)] | None = None
+    secret_key_file: SecretFile | None = None
+    user_agent: Text = "invoicesync"
+    corrections: Literal["replace", "keep"] = "replace"
+    max_requests_per_second: Annotated[int, _whole_number(1, 111)] = (
+        100  # Kaufland: 111 per seller, all calls
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> KauflandSettings:
+        if (self.secret_key is None) == (self.secret_key_file is None):
+            raise ValueError("give exactly one of secret_key or secret_key_file")
+        return self
+
+    def read_secret(self) -> str:
+        """The secret key; a secret file is read again on each call (see `_secret`)."""
+        return _secret(self.secret_key, self.secret_key_file, "Kaufland secret key")
 
 
 class FileSettings(_Settings):
@@ -363,12 +390,44 @@ class OutboxSettings(_Settings):
     name: Annotated[str, BeforeValidator(_outbox_name)]
     root: AbsolutePath
     create_root: bool = False  # a missing root is a typo or a share not mounted: never made unless asked
-    marketplace: Literal["octopia"] = "octopia"
-    octopia: OctopiaSettings
+    marketplace: Literal["octopia", "kaufland"] = "octopia"
+    octopia: OctopiaSettings | None = None
+    kaufland: KauflandSettings | None = None
     files: FileSettings = Field(default_factory=FileSettings)
     watch: WatchSettings = Field(default_factory=WatchSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     poll: PollSettings = Field(default_factory=PollSettings)
+
+    @model_validator(mode="after")
+    def _one_marketplace(self) -> OutboxSettings:
+        problems = []
+        if getattr(self, self.marketplace) is None:
+            problems.append(f"marketplace: {self.marketplace} needs a `{self.marketplace}:` section")
+        for other in {"octopia", "kaufland"} - {self.marketplace}:
+            if getattr(self, other) is not None:
+                problems.append(
+                    f"`{other}:` is for marketplace: {other}, and this outbox's is {self.marketplace}"
+                )
+        if self.marketplace == "kaufland":
+            problems += [
+                f"`{key}:` does not apply to a Kaufland outbox (one request per file, answered at once)"
+                for key in ("batch", "poll")
+                if key in self.model_fields_set
+            ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def base_url(self) -> str:
+        """The marketplace's API base URL, or `sandbox`."""
+        settings = self.octopia if self.marketplace == "octopia" else self.kaufland
+        assert settings is not None  # `_one_marketplace`
+        return settings.base_url
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.base_url == SANDBOX
 
 
 class FaultSettings(_Settings):
@@ -384,12 +443,20 @@ class FaultSettings(_Settings):
     seed: int | None = None  # the same seed draws the same faults: a rehearsal can be repeated
 
 
+class KauflandSandboxSettings(_Settings):
+    client_key: Text | None = None  # expected Shop-Client-Key; None accepts any
+    secret_key: Text | None = Field(default=None, repr=False)  # signatures checked with it; None: not checked
+    deemed_supplier_orders: Annotated[frozenset[Text], BeforeValidator(lambda v: v or [])] = frozenset()
+    max_requests_per_second: Annotated[int, _whole_number(1)] = 111  # more: 429, as Kaufland does
+
+
 class SandboxSettings(_Settings):
     orders: Annotated[frozenset[Text] | None, BeforeValidator(_orders)] = None  # None: every order exists
     processing_seconds: Seconds = 2.0
     client_id: Text | None = None  # expected credentials; None accepts any
     client_secret: Text | None = Field(default=None, repr=False)
     seller_id: SellerId | None = None
+    kaufland: KauflandSandboxSettings = Field(default_factory=KauflandSandboxSettings)
     faults: FaultSettings = Field(default_factory=FaultSettings)
 
 
@@ -403,7 +470,7 @@ class Config(_Settings):
 
     @property
     def uses_sandbox(self) -> bool:
-        return any(box.octopia.base_url == SANDBOX for box in self.outboxes)
+        return any(box.uses_sandbox for box in self.outboxes)
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -710,6 +777,7 @@ __all__ = [
     "Config",
     "FaultSettings",
     "FileSettings",
+    "KauflandSettings",
     "LogSettings",
     "OctopiaSettings",
     "OutboxSettings",

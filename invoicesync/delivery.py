@@ -95,10 +95,11 @@ class Limits:
     poll_max_seconds: float
     give_up_after_seconds: float
     lost_grace_seconds: float = LOST_GRACE_SECONDS  # how soon an accepted upload surely shows in the list
+    one_per_request: bool = False  # the marketplace takes one file per request (Kaufland)
 
     @property
     def batching(self) -> Batching:
-        return Batching(self.max_files, self.max_bytes, self.max_wait_seconds)
+        return Batching(self.max_files, self.max_bytes, self.max_wait_seconds, self.one_per_request)
 
 
 @dataclass
@@ -231,6 +232,11 @@ class Delivery:
         bundle_path = (
             self.bundle_dir / f"{row.bundle_name}.zip" if row.endpoint == Endpoint.BULK_IMPORT else None
         )
+        earlier = (
+            self.journal.earlier_deliveries(row.order_id, self.destination, before=row.batch_id)
+            if row.order_id
+            else []
+        )
         return Batch(
             batch_id=row.batch_id,
             bundle_name=row.bundle_name,
@@ -238,6 +244,8 @@ class Delivery:
             items=items,
             order_id=row.order_id,
             bundle_path=None if bundle_path is None else str(bundle_path),
+            prepared=json.loads(row.prepared) if row.prepared else {},
+            earlier=tuple(earlier),
         )
 
     def _stage(self, row: BatchRow) -> bool:
@@ -288,11 +296,14 @@ class Delivery:
         if not self._stage(row):
             return
         batch = self._batch(row)
-        if batch.bundle_path is not None and not Path(batch.bundle_path).exists():
-            build_bundle(batch.items, Path(batch.bundle_path))
-        self.journal.batch_uploading(row.batch_id, sent_at=self.wall())
-        size = sum(item.size for item in batch.items)
         try:
+            if row.prepared is None:  # journaled before the upload it guards
+                prepared = self.marketplace.prepare(batch)
+                self.journal.batch_prepared(row.batch_id, prepared)
+                batch = dataclasses.replace(batch, prepared=prepared)
+            if batch.bundle_path is not None and not Path(batch.bundle_path).exists():
+                build_bundle(batch.items, Path(batch.bundle_path))
+            self.journal.batch_uploading(row.batch_id, sent_at=self.wall())
             submission = self.marketplace.submit(batch)
         except UnknownOutcome as exc:
             self._note_error(str(exc))
@@ -303,8 +314,10 @@ class Delivery:
             )
             return
         except RejectedError as exc:
-            self.log.warning("upload_rejected", batch_id=row.batch_id, status=exc.status_code)
-            error = file_error("Rejected", detail=exc.detail, marketplace_code=exc.marketplace_code)
+            self.log.warning("upload_rejected", batch_id=row.batch_id, status=exc.status_code, code=exc.code)
+            error = file_error(
+                exc.code, order=row.order_id, detail=exc.detail, marketplace_code=exc.marketplace_code
+            )
             self._record(row, [ItemOutcome(item.item_id, Stage.UPLOAD, error) for item in batch.items], None)
             return
         self._resume()
@@ -314,7 +327,7 @@ class Delivery:
             bundle=row.bundle_name,
             import_id=submission.import_id,
             files=len(batch.items),
-            bytes=size,
+            bytes=sum(item.size for item in batch.items),
         )
         self._submitted(row, submission)
 

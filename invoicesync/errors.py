@@ -49,7 +49,8 @@ class TransientError(MarketplaceError):
 
 
 class RejectedError(MarketplaceError):
-    """The marketplace refused the request itself; `detail` and `marketplace_code` are verbatim."""
+    """The marketplace refused the request itself; `detail` and `marketplace_code` are verbatim. `code` is
+    the files' error code: `Rejected`, or a more precise one (`DeemedSupplier`)."""
 
     def __init__(
         self,
@@ -58,8 +59,10 @@ class RejectedError(MarketplaceError):
         status_code: int | None = None,
         detail: str | None = None,
         marketplace_code: str | None = None,
+        code: str = "Rejected",
     ) -> None:
         super().__init__(message)
+        self.code = code
         self.status_code = status_code
         self.detail = detail
         self.marketplace_code = marketplace_code

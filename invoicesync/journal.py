@@ -42,7 +42,7 @@ from typing import Any
 
 from invoicesync.model import BatchState, FileError, ItemOutcome, ItemState, Stage
 
-SCHEMA_VERSION = 4  # 2: batches.lost_at, batches.empty_looks; 3: items.root; 4: batches.destination
+SCHEMA_VERSION = 5  # 2: batches.lost_at, empty_looks; 3: items.root; 4: batches.destination; 5: prepared
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -92,7 +92,8 @@ CREATE TABLE IF NOT EXISTS batches (
     created_at      REAL NOT NULL,
     lost_at         REAL,
     empty_looks     INTEGER NOT NULL DEFAULT 0,
-    destination     TEXT
+    destination     TEXT,
+    prepared        TEXT
 );
 CREATE INDEX IF NOT EXISTS batches_open ON batches (outbox, state) WHERE state != 'done';
 """
@@ -155,6 +156,7 @@ class BatchRow:
     lost_at: float | None  # when the answer to its upload was given up on (None: not lost)
     empty_looks: int  # import lists searched in vain since then
     destination: str | None  # the marketplace and seller it went to (None: before schema 4)
+    prepared: str | None  # JSON: what the marketplace noted before the first upload (None: not yet)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", BatchState(self.state))  # the column's text, as the enum
@@ -241,7 +243,12 @@ class Journal:
             )
         self._db.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(batches)")}
-        added = (("lost_at", "REAL"), ("empty_looks", "INTEGER NOT NULL DEFAULT 0"), ("destination", "TEXT"))
+        added = (
+            ("lost_at", "REAL"),
+            ("empty_looks", "INTEGER NOT NULL DEFAULT 0"),
+            ("destination", "TEXT"),
+            ("prepared", "TEXT"),
+        )
         for column, kind in added:
             if column not in columns:  # a journal of an earlier schema
                 self._db.execute(f"ALTER TABLE batches ADD COLUMN {column} {kind}")
@@ -490,6 +497,25 @@ class Journal:
                 "UPDATE batches SET state = 'uploading', sent_at = COALESCE(sent_at, ?) WHERE batch_id = ?",
                 (sent_at, batch_id),
             )
+
+    def batch_prepared(self, batch_id: str, prepared: dict[str, Any]) -> None:
+        """What the marketplace noted before the first upload, journaled before that upload."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE batches SET prepared = ? WHERE batch_id = ?",
+                (json.dumps(prepared, ensure_ascii=False), batch_id),
+            )
+
+    def earlier_deliveries(self, order_id: str, destination: str, *, before: str) -> list[str]:
+        """The marketplace's IDs of the files delivered to `order_id` at `destination` by other batches than
+        `before`, oldest first (a correction replaces them where the marketplace adds)."""
+        rows = self._db.execute(
+            "SELECT DISTINCT items.import_id FROM items JOIN batches ON batches.batch_id = items.batch_id"
+            " WHERE items.order_id = ? AND items.outcome = 'sent' AND items.import_id IS NOT NULL"
+            " AND batches.destination = ? AND batches.batch_id != ? ORDER BY items.seq",
+            (order_id, destination, before),
+        )
+        return [row[0] for row in rows]
 
     def batch_submitted(
         self, batch_id: str, *, import_id: str, raw: dict[str, Any], submitted_at: float

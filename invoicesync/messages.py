@@ -69,9 +69,13 @@ TEXTS: dict[str, Text] = {
     ),
     # decided by validate
     "UnsupportedType": Text(
-        "A file {ext} cannot be sent; only PDF, UBL 2.1 XML and ZIP files can.",
-        "Export the invoice as a PDF or UBL 2.1 XML file and put that into outbox/ instead.",
-        (("ext", "of this type"),),
+        "A file {ext} cannot be sent; only {accepted}.",
+        "Export the invoice as {wanted} and put that into outbox/ instead.",
+        (
+            ("ext", "of this type"),
+            ("accepted", "PDF, UBL 2.1 XML and ZIP files can"),
+            ("wanted", "a PDF or UBL 2.1 XML file"),
+        ),
     ),
     "ContentMismatch": Text(
         "The file name says {claimed} but the content is {actual}.",
@@ -128,6 +132,13 @@ TEXTS: dict[str, Text] = {
         "Read the marketplace's own words in the detail; fix the file or the order, "
         "then put it back in outbox/.",
     ),
+    "DeemedSupplier": Text(
+        "The marketplace invoices the buyer of order {order} itself (it is the deemed supplier for this "
+        "order), so no invoice of ours may be attached to it; nothing was uploaded.",
+        "Nothing to send for this order: keep the file for your records. If the order should be yours to "
+        "invoice, check it in the marketplace's seller portal.",
+        (("order", "this order"),),
+    ),
     "ImportFailed": Text(
         "The marketplace could not attach the invoice to order {order}.",
         "Read the marketplace's own words in the detail; fix the file or the order, "
@@ -183,7 +194,7 @@ def file_error(
             marketplace_code=marketplace_code,
         )
     message = text.message.format_map(_Fields(fields, text.defaults))
-    hint = MARKETPLACE_HINTS.get(marketplace_code or "", text.hint)
+    hint = MARKETPLACE_HINTS.get(marketplace_code or "", text.hint.format_map(_Fields(fields, text.defaults)))
     return FileError(code=code, message=message, hint=hint, detail=detail, marketplace_code=marketplace_code)
 
 

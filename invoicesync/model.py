@@ -6,6 +6,7 @@ core modules take them in and hand new ones back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -123,6 +124,11 @@ class Batch:
     items: tuple[BatchItem, ...]
     order_id: str | None = None  # set for ORDER_DOCUMENTS
     bundle_path: str | None = None  # the ZIP built for BULK_IMPORT; None for ORDER_DOCUMENTS
+    # what the marketplace noted before the first upload (`Marketplace.prepare`), as journaled
+    prepared: Mapping[str, Any] = field(default_factory=dict)
+    # the marketplace's IDs of our earlier deliveries to this order at this destination, oldest first: a
+    # correction replaces them where the marketplace adds an invoice rather than replacing it
+    earlier: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,9 @@ Rules (PRODUCT §2 step 4, octopia.md "Replacement semantics"):
   travel in one request, the second waits for the first like a correction would;
 - every other file goes in a bulk batch with at most one file per order, within `max_files` and
   `max_bytes`; a bulk batch leaves when it is full, when its oldest file has waited
-  `max_wait_seconds`, or at once when `flush` is set (`invoicesync once`).
+  `max_wait_seconds`, or at once when `flush` is set (`invoicesync once`);
+- a marketplace that takes one file per request (`one_per_request`, Kaufland) gets a request per file at
+  once, the oldest of each order first: nothing to bundle, nothing to wait for.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def plan_batches(
     now: float,
     flush: bool = False,
     more_coming: bool = False,
+    one_per_request: bool = False,
 ) -> Plan:
     """`ready` is in claim order, oldest first. `flush` sends a partial batch now (`once`); `more_coming`
     (verdicts on other claimed files are awaited, and will wake the loop) holds it back for them instead,
@@ -74,6 +77,10 @@ def plan_batches(
             by_order.setdefault(item.order_id.casefold(), []).append(item)
 
     batches: list[PlannedBatch] = []
+    if one_per_request:
+        for first, *_ in by_order.values():
+            batches.append(PlannedBatch(Endpoint.ORDER_DOCUMENTS, (first,), order_id=first.order_id))
+        return Plan(batches, None)
     singles: list[PlanItem] = []
     for items in by_order.values():
         chosen = _pair(items)

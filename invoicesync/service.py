@@ -20,7 +20,6 @@ from typing import Any
 
 import structlog
 
-from invoicesync.checks.content import rules_for
 from invoicesync.checks.pool import Checkers
 from invoicesync.checks.queue import CheckQueue
 from invoicesync.config import Config, OutboxSettings
@@ -37,7 +36,7 @@ from invoicesync.sandbox import Sandbox
 from invoicesync.statedir import JOURNAL_NAME, acquire_lock, last_error_before, write_status
 from invoicesync.systemd import Notifier
 from invoicesync.watching import Watcher
-from invoicesync.wiring import destination_of, limits_of, make_marketplace, sandbox_options
+from invoicesync.wiring import destination_of, limits_of, make_marketplace, rules_of, sandbox_options
 from invoicesync.worker import Worker
 
 LOOP_ERROR_BACKOFF_SECONDS = 5.0
@@ -253,7 +252,7 @@ class Service:
         bundle_dir.mkdir(parents=True, exist_ok=True)
         marketplace = self.marketplace_for(box, self._sandbox)
         log = self.log.bind(outbox=box.name)
-        rules = rules_for(box.files.max_bytes, box.files.order_labels)
+        rules = rules_of(box)
         wake = threading.Event()
         queue = CheckQueue(
             checkers=self._checkers,

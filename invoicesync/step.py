@@ -56,6 +56,7 @@ class Batching:
     max_files: int
     max_bytes: int
     max_wait_seconds: float
+    one_per_request: bool = False  # the marketplace takes one file per request (Kaufland)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,7 @@ def plan_sending(
         now=now,
         flush=flush,
         more_coming=more_coming,
+        one_per_request=batching.one_per_request,
     )
     actions: list[SendingAction] = []
     for planned in plan.batches:

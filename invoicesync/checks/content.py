@@ -89,15 +89,28 @@ class Rules:
     zip_max_entries: int = 200
     zip_max_total_bytes: int = ZIP_MAX_TOTAL_BYTES
     zip_max_ratio: int = 100
+    accepted: tuple[str, ...] = ("pdf", "xml")  # what the outbox's marketplace takes (a ZIP is unpacked here)
 
 
-def rules_for(max_bytes: int, order_labels: tuple[str, ...] | None = None) -> Rules:
+def rules_for(
+    max_bytes: int, order_labels: tuple[str, ...] | None = None, accepted: tuple[str, ...] = ("pdf", "xml")
+) -> Rules:
     """An outbox's rules: what a dropped ZIP may unpack to is bounded by its `max_bytes` too (five times
     it, at most 500 MB), so a small ZIP cannot fill the share."""
     total = min(5 * max_bytes, ZIP_MAX_TOTAL_BYTES)
-    if order_labels is None:
-        return Rules(max_bytes=max_bytes, zip_max_total_bytes=total)
-    return Rules(max_bytes=max_bytes, order_labels=order_labels, zip_max_total_bytes=total)
+    labels = DEFAULT_ORDER_LABELS if order_labels is None else order_labels
+    return Rules(max_bytes=max_bytes, order_labels=labels, zip_max_total_bytes=total, accepted=accepted)
+
+
+def _not_accepted(kind: str, accepted: tuple[str, ...]) -> FileError:
+    """A kind this outbox's marketplace does not take (an XML for Kaufland, which takes PDF only)."""
+    names = " or ".join({"pdf": "PDF", "xml": "UBL 2.1 XML"}[k] for k in accepted)
+    return file_error(
+        "UnsupportedType",
+        ext=f"ending in .{kind}",
+        accepted=f"{names} invoices (and ZIPs of them) can: the marketplace of this outbox accepts no other",
+        wanted=f"a {names} file",
+    )
 
 
 def kind_of(file_name: str) -> str | None:
@@ -153,6 +166,8 @@ def judge(file_name: str, order_id: str | None, stream: BinaryIO, size: int, rul
         _, dot, extension = file_name.rpartition(".")
         shown = f"ending in .{extension}" if dot and extension else "without an extension"
         return Verdict(kind=extension.lower() if dot else "", error=file_error("UnsupportedType", ext=shown))
+    if kind != "zip" and kind not in rules.accepted:
+        return Verdict(kind=kind, error=_not_accepted(kind, rules.accepted))
     try:
         return _judge(kind, order_id, stream, size, rules)
     except SchemaUnavailable:

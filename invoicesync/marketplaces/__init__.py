@@ -4,8 +4,12 @@ Two shapes exist and both fit without special cases in the service loop:
 
 - asynchronous (Octopia): `submit` answers with an import whose snapshot is still `Running`; the
   service then calls `poll` until `lifecycle.advance` says the import is finished;
-- synchronous (Kaufland, later): `submit` answers with a snapshot that is already terminal, so the
-  very first `advance` finishes it.
+- synchronous (Kaufland): `submit` answers with a snapshot that is already terminal, so the very first
+  `advance` finishes it.
+
+`prepare` is called once before a batch's first upload; what it returns is journaled with the batch and
+handed back in `Batch.prepared` (Kaufland notes the invoices an order already holds, to settle a lost
+answer against them; Octopia needs nothing).
 
 Every method raises only from `invoicesync.errors`: `TransientError` (wait and repeat),
 `RejectedError` (the request was refused: its files fail with `Rejected`), `UnknownOutcome` (the
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from invoicesync.model import Batch, ImportSnapshot, Submission
 
@@ -27,6 +31,10 @@ class Marketplace(Protocol):
     # called whenever a request moves bytes: the service feeds systemd's watchdog with it, since one
     # upload on a slow link may outlast WatchdogSec
     progress: Callable[[], None]
+
+    def prepare(self, batch: Batch) -> dict[str, Any]:
+        """What to know before the first upload (JSON-able; journaled). May refuse: RejectedError."""
+        ...
 
     def submit(self, batch: Batch) -> Submission:
         """Send the batch once. Never retried blindly after the bytes left."""

@@ -202,6 +202,10 @@ class OctopiaMarketplace:
 
     # --- upload -----------------------------------------------------------------------------------
 
+    def prepare(self, batch: Batch) -> dict[str, Any]:
+        """Nothing to note: an import is found again by its bundle name."""
+        return {}
+
     def submit(self, batch: Batch) -> Submission:
         url, parts = self._upload_target(batch)
         deadline = self._clock() + self._deadline_seconds

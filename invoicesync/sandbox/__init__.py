@@ -1,4 +1,4 @@
-"""sandbox (shell): the built-in Octopia simulator, a real HTTP server on a loopback port.
+"""sandbox (shell): the built-in Octopia and Kaufland simulators, a real HTTP server on a loopback port.
 
 Tests, `base_url: sandbox` and `invoicesync sandbox` all use it:
 
@@ -12,8 +12,10 @@ with Sandbox.start(SandboxOptions(orders=frozenset({"A1B2C3"}), processing_secon
 It implements octopia.md "Shapes the sandbox implements": `server` (threads, sockets, writing answers),
 `api` (routes, token and seller checks, faults: request in, response out), `multipart` (strict, streaming
 body parsing), `checks` (per-file verdicts), `imports` (imports progressing with the clock, attached
-documents), `state` (options, tokens, fault draws, counters). The same data the methods below
-return is served without auth at `GET /_sandbox/orders/{orderId}`, `/_sandbox/received`, `/_sandbox/stats`.
+documents), `state` (options, tokens, fault draws, counters); `kaufland` and `kaufland_store` are the
+Kaufland simulator under `kaufland_url` (kaufland.md: signed calls, invoices added per order). The same
+data the methods below return is served without auth at `GET /_sandbox/orders/{orderId}`,
+`/_sandbox/received`, `/_sandbox/stats` and `/kaufland/_sandbox/orders`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from invoicesync.sandbox.api import (
     ROUTE_TOKEN,
     TOKEN_PATH,
 )
+from invoicesync.sandbox.kaufland import KAUFLAND_API
 from invoicesync.sandbox.server import SandboxHTTPServer
 from invoicesync.sandbox.state import SandboxState
 
@@ -63,6 +66,10 @@ class SandboxOptions:
     list_delay_seconds: float = 0.0  # an import is known (listed, found by id) only this long after it began
     refuse_tokens: bool = False  # token endpoint answers 401 to everyone
     max_files_per_request: int = 1000  # more (ZIP entries counted one by one) -> 400 with errors.files
+    kaufland_client_key: str | None = None  # expected Shop-Client-Key; None = any
+    kaufland_secret_key: str | None = None  # signatures are verified with it; None = not verified
+    deemed_supplier_orders: frozenset[str] = frozenset()  # orders Kaufland invoices itself
+    kaufland_rate_limit: int = 111  # calls per second, all endpoints together; more -> 429
     seed: int | None = None  # for reproducible fault draws
 
 
@@ -79,6 +86,7 @@ class Sandbox:
         origin = f"http://{host!s}:{port}"
         self.base_url = origin + API
         self.token_url = origin + TOKEN_PATH
+        self.kaufland_url = origin + KAUFLAND_API
         self._stopped = threading.Event()
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="sandbox", daemon=True
@@ -129,6 +137,13 @@ class Sandbox:
     def received(self) -> list[dict[str, Any]]:
         """Every file received in accepted uploads, in order, ZIP entries one row each."""
         return self._state.store.received()
+
+    def kaufland_invoices(self, order_id: str) -> list[dict[str, Any]]:
+        """The Kaufland invoices an order holds now, with the sandbox's own `sha256` and `size` of each."""
+        return self._state.kaufland.invoices(order_id)
+
+    def kaufland_orders(self) -> dict[str, list[dict[str, Any]]]:
+        return self._state.kaufland.all_orders()
 
     def stats(self) -> dict[str, Any]:
         """{"token_requests": n, "requests": {route: n}, "faults": {kind: n}, "imports": n}."""

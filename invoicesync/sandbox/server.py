@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+from invoicesync.sandbox import kaufland
 from invoicesync.sandbox.api import Request, Response, handle, problem
 from invoicesync.sandbox.multipart import BodyReader, ClientGone
 from invoicesync.sandbox.state import SandboxState
@@ -95,7 +96,8 @@ class _Handler(BaseHTTPRequestHandler):
         declared = int(length) if length is not None and not encoding else None
         body = BodyReader(self.rfile, length=declared, chunked=encoding == "chunked")
         try:
-            answer = handle(state, Request(self.command, url.path, url.query, headers, body))
+            request = Request(self.command, url.path, url.query, headers, body)
+            answer = (kaufland.handle if url.path.startswith("/kaufland/") else handle)(state, request)
             self._write(answer, body, state)
         except (ClientGone, ConnectionError, TimeoutError):
             self.close_connection = True

@@ -18,6 +18,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from invoicesync.sandbox.imports import ImportStore
+from invoicesync.sandbox.kaufland_store import KauflandStore
 
 if TYPE_CHECKING:
     from invoicesync.sandbox import SandboxOptions
@@ -52,6 +53,7 @@ class SandboxState:
         self._faults: Counter[str] = Counter()
         self._rate_limits = 0
         self.store = ImportStore()
+        self.kaufland = KauflandStore()
         self.stopping = threading.Event()
 
     @property

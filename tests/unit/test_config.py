@@ -81,7 +81,7 @@ def test_example_loads_from_any_working_directory(tmp_path: Path, monkeypatch: p
     assert box.batch.max_wait_seconds == 2
     assert (box.poll.first_seconds, box.poll.max_seconds) == (1, 30)
     assert config.sandbox.orders == frozenset(
-        {"SCID01210525142759UT8E", "SCID01210601093012AB4K", "MARJMA24031215601SELLER"}
+        {"SCID01210525142759UT8E", "SCID01210601093012AB4K", "MARJMA24031215601SELLER", "MB7UWLD"}
     )
     assert "SCID99999999999999NOPE" not in config.sandbox.orders
     assert (config.sandbox.client_id, config.sandbox.client_secret) == ("sandbox-client", "sandbox-secret")
