@@ -366,7 +366,7 @@ class Delivery:
     def _poll(self, row: BatchRow) -> None:
         assert row.import_id is not None  # submitted batches always carry one
         try:
-            snapshot = self.marketplace.poll(row.import_id)
+            snapshot = self.marketplace.poll(row.import_id, self._batch(row))
         except TransientError:
             # No answer at all, however long: past give_up_after the import times out all the same.
             flight = self._flight(row, row.import_id)

@@ -40,8 +40,8 @@ class Marketplace(Protocol):
         """Send the batch once. Never retried blindly after the bytes left."""
         ...
 
-    def poll(self, import_id: str) -> ImportSnapshot:
-        """The import as it stands now (safe to repeat)."""
+    def poll(self, import_id: str, batch: Batch | None = None) -> ImportSnapshot:
+        """The import as it stands now (safe to repeat); `batch` is the batch it came from."""
         ...
 
     def find_lost(self, batch: Batch, *, sent_after: datetime) -> Submission | None:

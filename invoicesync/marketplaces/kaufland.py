@@ -277,10 +277,28 @@ class KauflandMarketplace:
                 )
         return None
 
-    def poll(self, import_id: str) -> ImportSnapshot:
-        """Kaufland answers each upload at once: a delivery is finished when it is submitted."""
-        raw = {"status": "Success", "note": "Kaufland answers at once; nothing to poll"}
-        return ImportSnapshot(import_id, ImportStatus.SUCCESS, (), raw=raw)
+    def poll(self, import_id: str, batch: Batch | None = None) -> ImportSnapshot:
+        """Kaufland answers each upload at once, so this is asked only after a crash between the answer and
+        its outcomes: the invoice is read again (a repeat of the replacement included); gone, it is
+        `Missing`, and the order is read again before anything is sent again."""
+        if batch is None:
+            raise ValueError("a Kaufland delivery is read again with its batch")
+        item = _only(batch)
+        order, invoice = quote(item.order_id, safe=""), quote(import_id, safe="")
+        response = self._call("GET", f"{self._base_url}/order-invoices/{order}/{invoice}", purpose="read")
+        body = json_body(response)
+        found = body.get("data") if isinstance(body, dict) else None
+        if response.status_code == 200 and isinstance(found, dict):
+            return delivered(
+                item.order_id, item.upload_name, found, self._replace_earlier(batch, found)
+            ).snapshot
+        self._raise_blocked(response)
+        if response.status_code == 404:
+            return ImportSnapshot(import_id, ImportStatus.MISSING, (), raw={"httpStatus": 404, "body": body})
+        detail, _ = problem_of(response)
+        raise TransientError(
+            f"Kaufland answered {response.status_code} to reading invoice {import_id}: {detail}"
+        )
 
     def check_online(self) -> None:
         """One signed read: refused credentials (or clock) raise OutboxBlocked."""

@@ -328,7 +328,7 @@ class OctopiaMarketplace:
 
     # --- reading ----------------------------------------------------------------------------------
 
-    def poll(self, import_id: str) -> ImportSnapshot:
+    def poll(self, import_id: str, batch: Batch | None = None) -> ImportSnapshot:
         url = f"{self._base_url}/order-invoice-imports/{quote(import_id, safe='')}"
         response = self._get(url)
         if response.status_code == 200:

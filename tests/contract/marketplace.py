@@ -9,6 +9,7 @@ needs no special case for either.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,45 +44,55 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def prepared(subject: Subject, batch: Batch) -> Batch:
+    """The batch as delivery hands it over: with what `prepare` noted before the first upload."""
+    return dataclasses.replace(batch, prepared=subject.marketplace.prepare(batch))
+
+
 class MarketplaceContract:
     """Subclass as `TestXxxContract` and give a `subject` fixture."""
 
-    def _finished(self, subject: Subject, import_id: str, first: ImportSnapshot) -> ImportSnapshot:
+    def _finished(
+        self, subject: Subject, batch: Batch, import_id: str, first: ImportSnapshot
+    ) -> ImportSnapshot:
         snapshot = first
         deadline = subject.now() + POLL_DEADLINE_SECONDS
         while not snapshot.status.is_terminal:
             assert subject.now() < deadline, f"import {import_id} still {snapshot.status}"
             subject.wait(0.1)
-            snapshot = subject.marketplace.poll(import_id)
+            snapshot = subject.marketplace.poll(import_id, batch)
         return snapshot
 
     def test_a_batch_is_received_and_ends_with_each_file_named(
         self, subject: Subject, tmp_path: Path
     ) -> None:
-        batch = subject.batch_for(subject.known_order, tmp_path)
+        batch = prepared(subject, subject.batch_for(subject.known_order, tmp_path))
         submission = subject.marketplace.submit(batch)
         assert submission.import_id
-        final = self._finished(subject, submission.import_id, submission.snapshot)
+        final = self._finished(subject, batch, submission.import_id, submission.snapshot)
         assert final.status is ImportStatus.SUCCESS, final
         assert [entry.status for entry in final.files] == [FileStatus.SUCCESS]
         names = {entry.name for entry in final.files} | {entry.file_name for entry in final.files}
         assert batch.bundle_name in names or batch.items[0].upload_name in names, final.files
 
     def test_polling_is_safe_to_repeat(self, subject: Subject, tmp_path: Path) -> None:
-        submission = subject.marketplace.submit(subject.batch_for(subject.known_order, tmp_path))
-        final = self._finished(subject, submission.import_id, submission.snapshot)
-        again = subject.marketplace.poll(submission.import_id)
+        """Also after a crash between the answer and its outcomes: a delivery polled again says the same."""
+        batch = prepared(subject, subject.batch_for(subject.known_order, tmp_path))
+        submission = subject.marketplace.submit(batch)
+        final = self._finished(subject, batch, submission.import_id, submission.snapshot)
+        again = subject.marketplace.poll(submission.import_id, batch)
         assert (again.import_id, again.status, again.files) == (final.import_id, final.status, final.files)
 
     def test_a_received_batch_whose_answer_was_lost_is_found(self, subject: Subject, tmp_path: Path) -> None:
         before = datetime.now(UTC) - timedelta(seconds=1)
-        batch = subject.batch_for(subject.known_order, tmp_path)
+        batch = prepared(subject, subject.batch_for(subject.known_order, tmp_path))
         submission = subject.marketplace.submit(batch)
         found = subject.marketplace.find_lost(batch, sent_after=before)
         assert found is not None and found.import_id == submission.import_id
 
     def test_a_batch_never_sent_is_surely_absent(self, subject: Subject, tmp_path: Path) -> None:
-        batch = subject.batch_for(subject.known_order, tmp_path)
+        subject.marketplace.submit(prepared(subject, subject.batch_for(subject.known_order, tmp_path)))
+        batch = prepared(subject, subject.batch_for(subject.known_order, tmp_path))  # after the other one
         assert (
             subject.marketplace.find_lost(batch, sent_after=datetime.now(UTC) - timedelta(minutes=5)) is None
         )
@@ -105,5 +116,5 @@ class MarketplaceContract:
     def test_progress_is_said_while_bytes_move(self, subject: Subject, tmp_path: Path) -> None:
         said: list[float] = []
         subject.marketplace.progress = lambda: said.append(subject.now())
-        subject.marketplace.submit(subject.batch_for(subject.known_order, tmp_path))
+        subject.marketplace.submit(prepared(subject, subject.batch_for(subject.known_order, tmp_path)))
         assert said, "the service feeds systemd's watchdog from progress during long uploads"
