@@ -18,9 +18,11 @@ import dataclasses
 import json
 import uuid
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 
@@ -84,6 +86,7 @@ DISAPPEARED = ": it disappeared from .processing/ before it was sent (taken by a
 KEPT_CHANGING = ": it kept changing after it was checked (a program is still writing it)"
 LOST_GRACE_SECONDS = 30.0  # an unanswered upload is re-sent only when not listed this long after it was lost
 RETRY_MAX_SECONDS = 300.0  # the longest Retry-After honoured
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,7 @@ class Limits:
     give_up_after_seconds: float
     lost_grace_seconds: float = LOST_GRACE_SECONDS  # how soon an accepted upload surely shows in the list
     one_per_request: bool = False  # the marketplace takes one file per request (Kaufland)
+    parallel_uploads: int = 1  # uploads in flight at once (each its own request)
 
     @property
     def batching(self) -> Batching:
@@ -176,29 +180,41 @@ class Delivery:
         attention. `polls_only` (the outbox's folders are unavailable): only imports already submitted are
         polled. A step that pauses the outbox ends the round: no other call is made until `pause.until`."""
         rows = {row.batch_id: row for row in self.journal.open_batches(self.outbox_name)}
-        for step in due_steps(
+        steps = due_steps(
             [_open(row) for row in rows.values()], self.pause, self.wall(), polls_only=polls_only
-        ):
-            if not self._carry_out(step, rows[step.batch_id]):
+        )
+        uploads = [rows[step.batch_id] for step in steps if isinstance(step, Upload)]
+        others = [step for step in steps if not isinstance(step, Upload)]
+        going = all(self._carry_out(step, rows[step.batch_id]) for step in others)  # stops at a pause
+        wave = max(1, self.limits.parallel_uploads)
+        for start in range(0, len(uploads), wave):
+            if not going or not self._upload_wave(uploads[start : start + wave]):
                 break
         open_now = [_open(row) for row in self.journal.open_batches(self.outbox_name)]
         return wake_at(open_now, self.pause, None)
 
     def _carry_out(self, step: BatchStep, row: BatchRow) -> bool:
         """One batch's step; False when it paused the outbox. A batch's trouble never stops the others."""
-        now = self.wall()
         try:
             match step:
-                case Upload():
-                    self._upload(row)
                 case LookForLost():
                     self._reconcile(row)
                 case Poll():
                     self._poll(row)
-        except OutboxBlocked as exc:
+                case Upload():
+                    return self._upload_wave([row])
+        except Exception as exc:  # one batch's trouble must not stop the others
+            return self._failed(row, exc)
+        return True
+
+    def _failed(self, row: BatchRow, exc: Exception) -> bool:
+        """A step that did not get through: credentials refused pause the outbox (False); a passing trouble
+        (or a local one) is tried again later, on the poll backoff or the marketplace's Retry-After."""
+        now = self.wall()
+        if isinstance(exc, OutboxBlocked):
             self._pause(str(exc))
             return False
-        except TransientError as exc:
+        if isinstance(exc, TransientError):
             self._note_error(f"{exc}")
             delay = self._retry_delay(row.poll_attempt + 1, exc.retry_after_seconds)
             self.log.warning(
@@ -208,12 +224,11 @@ class Delivery:
                 reason=str(exc),
                 retry_in_seconds=round(delay, 2),
             )
-            self.journal.schedule_batch(row.batch_id, state=row.state, next_attempt_at=now + delay)
-        except Exception as exc:  # one batch's local trouble must not stop the others
-            self.log.exception("batch_step_failed", batch_id=row.batch_id, state=row.state)
+        else:
+            self.log.error("batch_step_failed", batch_id=row.batch_id, state=row.state, exc_info=exc)
             self._note_error(f"batch {row.batch_id}: {exc}")
             delay = self._retry_delay(row.poll_attempt + 1, None)
-            self.journal.schedule_batch(row.batch_id, state=row.state, next_attempt_at=now + delay)
+        self.journal.schedule_batch(row.batch_id, state=row.state, next_attempt_at=now + delay)
         return True
 
     def _batch(self, row: BatchRow) -> Batch:
@@ -292,44 +307,102 @@ class Delivery:
         self.journal.unbatch(item.item_id)
         self.rechecks = True
 
-    def _upload(self, row: BatchRow) -> None:
-        if not self._stage(row):
-            return
-        batch = self._batch(row)
-        try:
-            if row.prepared is None:  # journaled before the upload it guards
-                prepared = self.marketplace.prepare(batch)
-                self.journal.batch_prepared(row.batch_id, prepared)
-                batch = dataclasses.replace(batch, prepared=prepared)
-            if batch.bundle_path is not None and not Path(batch.bundle_path).exists():
-                build_bundle(batch.items, Path(batch.bundle_path))
-            self.journal.batch_uploading(row.batch_id, sent_at=self.wall())
-            submission = self.marketplace.submit(batch)
-        except UnknownOutcome as exc:
-            self._note_error(str(exc))
+    def _upload_wave(self, rows: list[BatchRow]) -> bool:
+        """Upload up to `limits.parallel_uploads` batches side by side (one for Octopia's bundles, several
+        for a marketplace that takes one file per request). Per batch, in this order: its files staged,
+        what `prepare` notes journaled, `uploading` journaled, then the call; the answers are journaled as
+        they are judged. Each journal step of a wave is one commit, made before the calls it guards.
+        False when the outbox paused (the other answers of the wave are journaled first)."""
+        going = True
+        staged: list[tuple[BatchRow, Batch]] = []
+        for row in rows:
+            try:
+                if self._stage(row):
+                    staged.append((row, self._batch(row)))
+            except Exception as exc:
+                going = self._failed(row, exc) and going
+        unprepared = [(row, batch) for row, batch in staged if row.prepared is None]
+        notes = self._side_by_side(lambda pair: self.marketplace.prepare(pair[1]), unprepared)
+        sending: list[tuple[BatchRow, Batch]] = []
+        with self.journal.transaction() if staged else contextlib.nullcontext():
+            noted = {row.batch_id: note for (row, _), note in zip(unprepared, notes, strict=True)}
+            for row, batch in staged:
+                note = noted.get(row.batch_id, batch.prepared)
+                if isinstance(note, RejectedError):
+                    self._rejected(row, batch, note)
+                    continue
+                if isinstance(note, Exception):
+                    going = self._failed(row, note) and going
+                    continue
+                if row.batch_id in noted:  # journaled before the upload it guards
+                    self.journal.batch_prepared(row.batch_id, note)
+                    batch = dataclasses.replace(batch, prepared=note)
+                try:
+                    if batch.bundle_path is not None and not Path(batch.bundle_path).exists():
+                        build_bundle(batch.items, Path(batch.bundle_path))
+                except Exception as exc:
+                    going = self._failed(row, exc) and going
+                    continue
+                self.journal.batch_uploading(row.batch_id, sent_at=self.wall())
+                sending.append((row, batch))
+        answers = self._side_by_side(lambda pair: self.marketplace.submit(pair[1]), sending)
+        with self.journal.transaction() if sending else contextlib.nullcontext():
+            for (row, batch), answer in zip(sending, answers, strict=True):
+                going = self._answered(row, batch, answer) and going
+        return going
+
+    def _side_by_side(
+        self, call: Callable[[tuple[BatchRow, Batch]], T], pairs: list[tuple[BatchRow, Batch]]
+    ) -> list[T | Exception]:
+        """`call` for each pair, up to `limits.parallel_uploads` at once (network only: the journal stays
+        on this thread); each result or the exception it raised, in order."""
+
+        def attempt(pair: tuple[BatchRow, Batch]) -> T | Exception:
+            try:
+                return call(pair)
+            except Exception as exc:
+                return exc
+
+        if len(pairs) <= 1 or self.limits.parallel_uploads <= 1:
+            return [attempt(pair) for pair in pairs]
+        with ThreadPoolExecutor(max_workers=min(len(pairs), self.limits.parallel_uploads)) as pool:
+            return list(pool.map(attempt, pairs))
+
+    def _answered(self, row: BatchRow, batch: Batch, answer: Submission | Exception) -> bool:
+        """The upload's answer journaled: an import (or a finished delivery), a lost answer, a refusal."""
+        if isinstance(answer, UnknownOutcome):
+            self._note_error(str(answer))
             self.log.warning("upload_answer_lost", batch_id=row.batch_id, bundle=row.bundle_name)
             self.journal.batch_lost(row.batch_id, lost_at=self.wall(), empty_looks=0)
             self.journal.schedule_batch(
                 row.batch_id, state=BatchState.UPLOADING, next_attempt_at=self.wall() + 1.0
             )
-            return
-        except RejectedError as exc:
-            self.log.warning("upload_rejected", batch_id=row.batch_id, status=exc.status_code, code=exc.code)
-            error = file_error(
-                exc.code, order=row.order_id, detail=exc.detail, marketplace_code=exc.marketplace_code
-            )
-            self._record(row, [ItemOutcome(item.item_id, Stage.UPLOAD, error) for item in batch.items], None)
-            return
+            return True
+        if isinstance(answer, RejectedError):
+            self._rejected(row, batch, answer)
+            return True
+        if isinstance(answer, TransientError):  # nothing was received (no connection, 429s): sent again
+            return self._failed(row, answer)
+        if isinstance(answer, Exception):  # anything else: `uploading`, so looked up before it is sent again
+            return self._failed(self.journal.batch(row.batch_id) or row, answer)
         self._resume()
         self.log.info(
             "batch_uploaded",
             batch_id=row.batch_id,
             bundle=row.bundle_name,
-            import_id=submission.import_id,
+            import_id=answer.import_id,
             files=len(batch.items),
             bytes=sum(item.size for item in batch.items),
         )
-        self._submitted(row, submission)
+        self._submitted(row, answer)
+        return True
+
+    def _rejected(self, row: BatchRow, batch: Batch, exc: RejectedError) -> None:
+        self.log.warning("upload_rejected", batch_id=row.batch_id, status=exc.status_code, code=exc.code)
+        error = file_error(
+            exc.code, order=row.order_id, detail=exc.detail, marketplace_code=exc.marketplace_code
+        )
+        self._record(row, [ItemOutcome(item.item_id, Stage.UPLOAD, error) for item in batch.items], None)
 
     def _submitted(self, row: BatchRow, submission: Submission) -> None:
         now = self.wall()

@@ -33,7 +33,7 @@ import contextlib
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -498,7 +498,7 @@ class Journal:
                 (sent_at, batch_id),
             )
 
-    def batch_prepared(self, batch_id: str, prepared: dict[str, Any]) -> None:
+    def batch_prepared(self, batch_id: str, prepared: Mapping[str, Any]) -> None:
         """What the marketplace noted before the first upload, journaled before that upload."""
         with self._write() as db:
             db.execute(

@@ -10,6 +10,7 @@ from invoicesync.delivery import LOST_GRACE_SECONDS, Limits
 from invoicesync.errors import ServiceError
 from invoicesync.marketplaces import Marketplace
 from invoicesync.marketplaces.kaufland import ACCEPTED_KINDS as KAUFLAND_KINDS
+from invoicesync.marketplaces.kaufland import LOST_GRACE_SECONDS as KAUFLAND_LOST_GRACE_SECONDS
 from invoicesync.marketplaces.kaufland import KauflandMarketplace
 from invoicesync.marketplaces.octopia import OctopiaMarketplace
 from invoicesync.sandbox import Sandbox, SandboxOptions
@@ -17,6 +18,9 @@ from invoicesync.sandbox import Sandbox, SandboxOptions
 # The built-in sandbox lists an import before it answers the upload (even a dropped or slowed answer),
 # so an unanswered upload absent from its list is surely absent at once; the real marketplace gets time.
 SANDBOX_LOST_GRACE_SECONDS = 1.0
+PARALLEL_KAUFLAND_UPLOADS = (
+    16  # requests of one Kaufland outbox in flight at once (the rate limit still holds)
+)
 
 
 def sandbox_options(config: Config) -> SandboxOptions:
@@ -98,6 +102,13 @@ def limits_of(box: OutboxSettings) -> Limits:
         poll_first_seconds=box.poll.first_seconds,
         poll_max_seconds=box.poll.max_seconds,
         give_up_after_seconds=box.poll.give_up_after_seconds,
-        lost_grace_seconds=SANDBOX_LOST_GRACE_SECONDS if box.uses_sandbox else LOST_GRACE_SECONDS,
+        lost_grace_seconds=(
+            SANDBOX_LOST_GRACE_SECONDS
+            if box.uses_sandbox
+            else KAUFLAND_LOST_GRACE_SECONDS
+            if per_file
+            else LOST_GRACE_SECONDS
+        ),
         one_per_request=per_file,
+        parallel_uploads=PARALLEL_KAUFLAND_UPLOADS if per_file else 1,
     )

@@ -64,6 +64,10 @@ from invoicesync.model import (
 )
 
 ACCEPTED_KINDS = ("pdf",)  # Kaufland takes PDF invoices only
+# An unanswered upload is re-sent only when the order, read at least this long after the answer was given
+# up on, still lacks it: Kaufland stores an invoice before it answers 201 (no import list that fills in
+# later, as Octopia's), so a few seconds cover a replica that lags.
+LOST_GRACE_SECONDS = 5.0
 CHUNK_BYTES = 3 * 64 * 1024  # a multiple of 3: base64 of the chunks joined is the chunks' base64 joined
 RETRY_AFTER_CAP_SECONDS = 30.0
 ATTEMPTS = 5
