@@ -1,5 +1,5 @@
-"""A Kaufland outbox end to end: the real daemon (`once`, `run`) against a Kaufland simulator the test holds on
-127.0.0.1, so the test can ask which invoices each order holds."""
+"""A Kaufland outbox end to end: the real daemon (`once`, `run`) against a Kaufland simulator the test holds
+on 127.0.0.1, so the test can ask which invoices each order holds."""
 
 from __future__ import annotations
 
