@@ -1,6 +1,6 @@
 """Soak: the SIGKILL loop at scale (default 5,000 files, 50 kills), outside the test run.
 
-    python bench/soak.py [--files 5000] [--kills 50] [--seed 1]
+    python bench/soak.py [--files 5000] [--kills 50] [--seed 1] [--marketplace octopia|kaufland]
 
 Prints the counts and `lost=0 duplicated=0` when nothing was lost or sent twice; exits 1 otherwise.
 """
@@ -23,15 +23,23 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--marketplace", choices=("octopia", "kaufland"), default="octopia")
     args = parser.parse_args()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="invoicesync-soak-") as workdir:
         outcome = run_kill_loop(
-            Path(workdir), files=args.files, kills=args.kills, seed=args.seed, finish_timeout_seconds=1800,
+            Path(workdir),
+            files=args.files,
+            kills=args.kills,
+            seed=args.seed,
+            finish_timeout_seconds=1800,
             progress=lambda line: print(line, flush=True),
+            marketplace=args.marketplace,
         )
-    print(f"files={outcome.dropped} kills={outcome.kills} sent={outcome.sent} failed={outcome.failed} "
-          f"bad_sidecars={outcome.bad_sidecars} leftovers={len(outcome.leftovers)}")
+    print(
+        f"files={outcome.dropped} kills={outcome.kills} sent={outcome.sent} failed={outcome.failed} "
+        f"bad_sidecars={outcome.bad_sidecars} leftovers={len(outcome.leftovers)}"
+    )
     print("kill moments: " + " ".join(f"{k}={v}" for k, v in sorted(outcome.moments.items())))
     print(f"lost={outcome.lost} duplicated={outcome.duplicated} seconds={time.monotonic() - started:.1f}")
     ok = outcome.lost == 0 and outcome.duplicated == 0 and outcome.bad_sidecars == 0 and not outcome.leftovers

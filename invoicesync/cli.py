@@ -97,7 +97,16 @@ def _parser() -> argparse.ArgumentParser:
         "the reports beside each file in sent/ and failed/).",
     )
     example.add_argument("what", choices=sorted(EXAMPLES), help="which file")
-    sandbox = commands.add_parser("sandbox", help="run the built-in Octopia simulator alone")
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the built-in marketplace simulator alone (Octopia and Kaufland, on one port)",
+    )
+    sandbox.add_argument(
+        "--marketplace",
+        choices=("octopia", "kaufland"),
+        default="octopia",
+        help="whose base_url to print first (both are served)",
+    )
     sandbox.add_argument(
         "--port", type=_port, default=8400, help="loopback port (default 8400; 0 = any free port)"
     )

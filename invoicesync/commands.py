@@ -336,7 +336,18 @@ def sandbox(args: argparse.Namespace, config: Config | None) -> int:
         server = Sandbox.start(options, port=args.port)
     except OSError as exc:
         raise ServiceError(f"The sandbox cannot listen on 127.0.0.1:{args.port}: {exc.strerror}.") from None
-    print(f"sandbox listening: base_url={server.base_url} token_url={server.token_url}", flush=True)
+    if args.marketplace == "kaufland":  # the base_url a Kaufland outbox names, first
+        print(
+            f"sandbox listening: base_url={server.kaufland_url} kaufland_url={server.kaufland_url} "
+            f"token_url={server.token_url}",
+            flush=True,
+        )
+    else:
+        print(
+            f"sandbox listening: base_url={server.base_url} token_url={server.token_url} "
+            f"kaufland_url={server.kaufland_url}",
+            flush=True,
+        )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

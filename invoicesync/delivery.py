@@ -17,17 +17,17 @@ import contextlib
 import dataclasses
 import json
 import uuid
-from collections.abc import Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 
 import structlog
 
 from invoicesync.bundle import build_bundle
 from invoicesync.errors import OutboxBlocked, RejectedError, TransientError, UnknownOutcome
+from invoicesync.inflight import InFlight
 from invoicesync.journal import BatchRow, ItemRow, Journal
 from invoicesync.lifecycle import (
     Finished,
@@ -74,6 +74,7 @@ from invoicesync.step import (
     NewBatch,
     OpenBatch,
     Poll,
+    SendingAction,
     SendingView,
     Upload,
     checked_enough,
@@ -86,7 +87,6 @@ DISAPPEARED = ": it disappeared from .processing/ before it was sent (taken by a
 KEPT_CHANGING = ": it kept changing after it was checked (a program is still writing it)"
 LOST_GRACE_SECONDS = 30.0  # an unanswered upload is re-sent only when not listed this long after it was lost
 RETRY_MAX_SECONDS = 300.0  # the longest Retry-After honoured
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +122,11 @@ class Delivery:
     next_deadline: float | None = None  # wall time a waiting bulk batch must leave
     rechecks: bool = False  # files were sent back to be checked again (their bytes changed)
     changed_checks: dict[str, int] = field(default_factory=dict)  # item_id -> times found changed
+    on_answer: Callable[[], None] = lambda: None  # wakes the loop: a call beside it has ended
+    _in_flight: InFlight = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._in_flight = InFlight(self.limits.parallel_uploads, lambda: self.on_answer())
 
     # -- plan --------------------------------------------------------------------------------
 
@@ -146,7 +151,12 @@ class Delivery:
         )
         self.next_deadline = sending.deadline
         by_id = {row.item_id: row for row in ready}
-        for action in sending.actions:
+        # one commit for the round: a crash before it leaves the files `ready`, planned again next time
+        with self.journal.transaction() if sending.actions else contextlib.nullcontext():
+            self._open_batches(sending.actions, by_id)
+
+    def _open_batches(self, actions: tuple[SendingAction, ...], by_id: dict[str, ItemRow]) -> None:
+        for action in actions:
             match action:
                 case Duplicate(item_id=item_id, earlier=earlier):
                     self._duplicate(by_id[item_id], earlier)
@@ -179,19 +189,33 @@ class Delivery:
         """Carry every due batch one step (`step.due_steps`); return the earliest wall time delivery wants
         attention. `polls_only` (the outbox's folders are unavailable): only imports already submitted are
         polled. A step that pauses the outbox ends the round: no other call is made until `pause.until`."""
-        rows = {row.batch_id: row for row in self.journal.open_batches(self.outbox_name)}
+        going = self._collect()
+        rows = {row.batch_id: row for row in self._open_rows()}
         steps = due_steps(
             [_open(row) for row in rows.values()], self.pause, self.wall(), polls_only=polls_only
         )
         uploads = [rows[step.batch_id] for step in steps if isinstance(step, Upload)]
         others = [step for step in steps if not isinstance(step, Upload)]
-        going = all(self._carry_out(step, rows[step.batch_id]) for step in others)  # stops at a pause
-        wave = max(1, self.limits.parallel_uploads)
-        for start in range(0, len(uploads), wave):
-            if not going or not self._upload_wave(uploads[start : start + wave]):
-                break
-        open_now = [_open(row) for row in self.journal.open_batches(self.outbox_name)]
-        return wake_at(open_now, self.pause, None)
+        going = going and all(
+            self._carry_out(step, rows[step.batch_id]) for step in others
+        )  # stops at a pause
+        if self.limits.parallel_uploads > 1:
+            if going and uploads:
+                self._launch(uploads[: self._in_flight.room])
+        else:
+            for row in uploads:
+                if not going or not self._upload_now(row):
+                    break
+        return wake_at([_open(row) for row in self._open_rows()], self.pause, None)
+
+    def _open_rows(self) -> list[BatchRow]:
+        """The open batches with no call in flight (those wake the loop when they end)."""
+        return [
+            row for row in self.journal.open_batches(self.outbox_name) if row.batch_id not in self._in_flight
+        ]
+
+    def close(self) -> None:
+        self._in_flight.close()
 
     def _carry_out(self, step: BatchStep, row: BatchRow) -> bool:
         """One batch's step; False when it paused the outbox. A batch's trouble never stops the others."""
@@ -202,7 +226,7 @@ class Delivery:
                 case Poll():
                     self._poll(row)
                 case Upload():
-                    return self._upload_wave([row])
+                    return self._upload_now(row)
         except Exception as exc:  # one batch's trouble must not stop the others
             return self._failed(row, exc)
         return True
@@ -307,66 +331,101 @@ class Delivery:
         self.journal.unbatch(item.item_id)
         self.rechecks = True
 
-    def _upload_wave(self, rows: list[BatchRow]) -> bool:
-        """Upload up to `limits.parallel_uploads` batches side by side (one for Octopia's bundles, several
-        for a marketplace that takes one file per request). Per batch, in this order: its files staged,
-        what `prepare` notes journaled, `uploading` journaled, then the call; the answers are journaled as
-        they are judged. Each journal step of a wave is one commit, made before the calls it guards.
-        False when the outbox paused (the other answers of the wave are journaled first)."""
-        going = True
-        staged: list[tuple[BatchRow, Batch]] = []
-        for row in rows:
-            try:
-                if self._stage(row):
-                    staged.append((row, self._batch(row)))
-            except Exception as exc:
-                going = self._failed(row, exc) and going
-        unprepared = [(row, batch) for row, batch in staged if row.prepared is None]
-        notes = self._side_by_side(lambda pair: self.marketplace.prepare(pair[1]), unprepared)
-        sending: list[tuple[BatchRow, Batch]] = []
-        with self.journal.transaction() if staged else contextlib.nullcontext():
-            noted = {row.batch_id: note for (row, _), note in zip(unprepared, notes, strict=True)}
-            for row, batch in staged:
-                note = noted.get(row.batch_id, batch.prepared)
-                if isinstance(note, RejectedError):
-                    self._rejected(row, batch, note)
-                    continue
-                if isinstance(note, Exception):
-                    going = self._failed(row, note) and going
-                    continue
-                if row.batch_id in noted:  # journaled before the upload it guards
-                    self.journal.batch_prepared(row.batch_id, note)
-                    batch = dataclasses.replace(batch, prepared=note)
+    def _upload_now(self, row: BatchRow) -> bool:
+        """One batch uploaded on the loop thread (Octopia's bundles): its files staged, what `prepare` notes
+        journaled, `uploading` journaled, the call, its answer journaled. False when the outbox paused."""
+        try:
+            if not self._stage(row):
+                return True
+            batch = self._batch(row)
+            note: Mapping[str, Any] | Exception = batch.prepared
+            if row.prepared is None:
                 try:
-                    if batch.bundle_path is not None and not Path(batch.bundle_path).exists():
-                        build_bundle(batch.items, Path(batch.bundle_path))
+                    note = self.marketplace.prepare(batch)
                 except Exception as exc:
-                    going = self._failed(row, exc) and going
+                    note = exc
+            sending, going = self._noted(row, batch, note, fresh=row.prepared is None)
+            if sending is None:
+                return going
+            try:
+                answer: Submission | Exception = self.marketplace.submit(sending)
+            except Exception as exc:
+                answer = exc
+            return self._answered(row, sending, answer)
+        except Exception as exc:  # a local trouble (staging, the journal): tried again later
+            return self._failed(row, exc)
+
+    def _launch(self, rows: list[BatchRow]) -> None:
+        """Start the calls of due batches beside the loop (`inflight`): `prepare` where nothing is noted
+        yet, else `submit`, once `uploading` is journaled (one commit for all of them)."""
+        sending: list[tuple[BatchRow, Batch]] = []
+        with self.journal.transaction():
+            for row in rows:
+                try:
+                    if not self._stage(row):
+                        continue
+                    batch = self._batch(row)
+                except Exception as exc:
+                    self._failed(row, exc)
                     continue
-                self.journal.batch_uploading(row.batch_id, sent_at=self.wall())
-                sending.append((row, batch))
-        answers = self._side_by_side(lambda pair: self.marketplace.submit(pair[1]), sending)
-        with self.journal.transaction() if sending else contextlib.nullcontext():
-            for (row, batch), answer in zip(sending, answers, strict=True):
-                going = self._answered(row, batch, answer) and going
+                if row.prepared is None:
+                    self._in_flight.start("prepare", row, batch, self.marketplace.prepare)
+                    continue
+                ready, _ = self._noted(row, batch, batch.prepared, fresh=False)
+                if ready is not None:
+                    sending.append((row, ready))
+        for row, batch in sending:  # after the commit that journaled them `uploading`
+            self._in_flight.start("submit", row, batch, self.marketplace.submit)
+
+    def _collect(self) -> bool:
+        """Journal the answers of the calls that ended (one commit), then start the uploads whose order was
+        read; False when an answer paused the outbox (no upload starts then)."""
+        done = self._in_flight.done()
+        if not done:
+            return True
+        going = True
+        sending: list[tuple[BatchRow, Batch]] = []
+        with self.journal.transaction():
+            for call in (call for call in done if call.phase == "submit"):
+                going = self._answered(call.row, call.batch, call.result()) and going
+            for call in (call for call in done if call.phase == "prepare"):
+                ready, ok = self._noted(call.row, call.batch, call.result(), fresh=True, send=going)
+                going = going and ok
+                if ready is not None:
+                    sending.append((call.row, ready))
+        for row, batch in sending:
+            self._in_flight.start("submit", row, batch, self.marketplace.submit)
         return going
 
-    def _side_by_side(
-        self, call: Callable[[tuple[BatchRow, Batch]], T], pairs: list[tuple[BatchRow, Batch]]
-    ) -> list[T | Exception]:
-        """`call` for each pair, up to `limits.parallel_uploads` at once (network only: the journal stays
-        on this thread); each result or the exception it raised, in order."""
-
-        def attempt(pair: tuple[BatchRow, Batch]) -> T | Exception:
-            try:
-                return call(pair)
-            except Exception as exc:
-                return exc
-
-        if len(pairs) <= 1 or self.limits.parallel_uploads <= 1:
-            return [attempt(pair) for pair in pairs]
-        with ThreadPoolExecutor(max_workers=min(len(pairs), self.limits.parallel_uploads)) as pool:
-            return list(pool.map(attempt, pairs))
+    def _noted(
+        self,
+        row: BatchRow,
+        batch: Batch,
+        note: Mapping[str, Any] | Exception,
+        *,
+        fresh: bool,
+        send: bool = True,
+    ) -> tuple[Batch | None, bool]:
+        """What `prepare` said of a batch: a refusal fails its files; trouble tries it again later; a note
+        (`fresh`: new) is journaled, then, unless `send` is off, its bundle is built and `uploading`
+        journaled. The batch to send now (or None), and False when the outbox paused."""
+        if isinstance(note, RejectedError):
+            self._rejected(row, batch, note)
+            return None, True
+        if isinstance(note, Exception):
+            return None, self._failed(row, note)
+        if fresh:  # journaled before the upload it guards
+            self.journal.batch_prepared(row.batch_id, note)
+            batch = dataclasses.replace(batch, prepared=note)
+        if not send:
+            return None, True
+        try:
+            if batch.bundle_path is not None and not Path(batch.bundle_path).exists():
+                build_bundle(batch.items, Path(batch.bundle_path))
+        except Exception as exc:
+            return None, self._failed(row, exc)
+        self.journal.batch_uploading(row.batch_id, sent_at=self.wall())
+        return batch, True
 
     def _answered(self, row: BatchRow, batch: Batch, answer: Submission | Exception) -> bool:
         """The upload's answer journaled: an import (or a finished delivery), a lost answer, a refusal."""

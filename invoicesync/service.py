@@ -286,6 +286,7 @@ class Service:
             bundle_dir=bundle_dir,
             wall=time.time,
             log=log,
+            on_answer=wake.set,
         )
         watcher = Watcher(folders.outbox, mode=box.watch.mode, log=log)
         events = watcher.start()
@@ -434,6 +435,7 @@ class Service:
             if loop.thread is not None:
                 loop.thread.join()
             loop.worker.intake.queue.abandon()
+            loop.worker.delivery.close()
             loop.watcher.stop()
             loop.marketplace.close()
             loop.journal.close()

@@ -18,9 +18,9 @@ from invoicesync.sandbox import Sandbox, SandboxOptions
 # The built-in sandbox lists an import before it answers the upload (even a dropped or slowed answer),
 # so an unanswered upload absent from its list is surely absent at once; the real marketplace gets time.
 SANDBOX_LOST_GRACE_SECONDS = 1.0
-PARALLEL_KAUFLAND_UPLOADS = (
-    16  # requests of one Kaufland outbox in flight at once (the rate limit still holds)
-)
+# Kaufland uploads of one outbox in flight at once: a wave's journal steps are one commit each, so a wide
+# wave keeps the requests flowing at the rate limit (which every call still waits for).
+PARALLEL_KAUFLAND_UPLOADS = 64
 
 
 def sandbox_options(config: Config) -> SandboxOptions:

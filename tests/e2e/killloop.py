@@ -67,10 +67,15 @@ class SandboxProcess:
         line = self.process.stdout.readline()
         fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
         self.base_url, self.token_url = fields["base_url"], fields["token_url"]
+        self.kaufland_url = fields["kaufland_url"]
 
     def received(self) -> list[dict[str, Any]]:
+        """Every file the marketplaces hold: each Octopia upload, each Kaufland invoice still on its order."""
         url = self.base_url.replace("/seller/v2", "/_sandbox/received")
         files: list[dict[str, Any]] = httpx.get(url, timeout=30).json()["files"]
+        kaufland = self.kaufland_url.replace("/kaufland/v2", "/kaufland/_sandbox/orders")
+        for order, invoices in httpx.get(kaufland, timeout=30).json()["orders"].items():
+            files += [{"orderId": order, "sha256": invoice["sha256"]} for invoice in invoices]
         return files
 
     def stop(self) -> None:
@@ -85,30 +90,37 @@ def write_config(
     watch: dict[str, Any] | None = None,
     batch: dict[str, Any] | None = None,
     poll: dict[str, Any] | None = None,
+    marketplace: str = "octopia",
 ) -> Path:
     """One outbox `shop` under workdir talking to a sandbox process; fast timings unless overridden."""
     root = workdir / "shop"
     (root / "outbox").mkdir(parents=True, exist_ok=True)
+    box: dict[str, Any] = {
+        "name": "shop",
+        "root": str(root),
+        "marketplace": marketplace,
+        "watch": watch or {"mode": "events", "settle_seconds": 0.2, "poll_seconds": 0.1, "rescan_seconds": 2},
+    }
+    if marketplace == "kaufland":
+        box["kaufland"] = {
+            "base_url": sandbox.kaufland_url,
+            "client_key": "soak",
+            "secret_key": "soak-secret",
+        }
+    else:
+        box["octopia"] = {
+            "base_url": sandbox.base_url,
+            "token_url": sandbox.token_url,
+            "seller_id": "98979",
+            "client_id": "soak",
+            "client_secret": "soak-secret",
+        }
+        box["batch"] = batch or {"max_files": 50, "max_wait_seconds": 0.2}
+        box["poll"] = poll or {"first_seconds": 0.1, "max_seconds": 0.5, "give_up_after": "1h"}
     config = {
         "state_dir": str(workdir / "state"),
         "log": {"format": "json", "level": "info"},
-        "outboxes": [
-            {
-                "name": "shop",
-                "root": str(root),
-                "octopia": {
-                    "base_url": sandbox.base_url,
-                    "token_url": sandbox.token_url,
-                    "seller_id": "98979",
-                    "client_id": "soak",
-                    "client_secret": "soak-secret",
-                },
-                "watch": watch
-                or {"mode": "events", "settle_seconds": 0.2, "poll_seconds": 0.1, "rescan_seconds": 2},
-                "batch": batch or {"max_files": 50, "max_wait_seconds": 0.2},
-                "poll": poll or {"first_seconds": 0.1, "max_seconds": 0.5, "give_up_after": "1h"},
-            }
-        ],
+        "outboxes": [box],
     }
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -144,12 +156,14 @@ def run_kill_loop(
     seed: int = 1,
     finish_timeout_seconds: float = 300,
     progress: Callable[[str], None] = lambda line: None,
+    marketplace: str = "octopia",
 ) -> Outcome:
+    """`marketplace: kaufland`: a Kaufland outbox (its XML files fail locally as UnsupportedType)."""
     started = time.monotonic()
     rng = random.Random(seed)
     sandbox = SandboxProcess(workdir, "--processing-seconds", "0.3")
     try:
-        config = write_config(workdir, sandbox)
+        config = write_config(workdir, sandbox, marketplace=marketplace)
         root = workdir / "shop"
         outbox = root / "outbox"
         outbox.mkdir(parents=True, exist_ok=True)

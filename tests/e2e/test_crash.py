@@ -28,6 +28,16 @@ def test_sigkill_loop_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -> N
     assert outcome.received_twice == []
 
 
+@pytest.mark.timeout(600)
+def test_sigkill_loop_over_a_kaufland_outbox_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -> None:
+    outcome = run_kill_loop(tmp_path, files=150, kills=6, seed=5, marketplace="kaufland")
+    assert outcome.leftovers == []
+    assert (outcome.lost, outcome.duplicated, outcome.bad_sidecars) == (0, 0, 0), outcome
+    assert outcome.sent + outcome.failed == outcome.dropped == 150
+    assert outcome.received_twice == []  # no order holds our bytes twice
+    assert outcome.sent > 0
+
+
 def _sandbox_config(tmp_path: Path, sandbox: Sandbox, **overrides: dict[str, object]) -> Path:
     """A config whose outbox talks to `sandbox` (started by the test, so the test can read it)."""
     octopia = {"base_url": sandbox.base_url, "token_url": sandbox.token_url}

@@ -143,3 +143,36 @@ def test_a_wrong_secret_pauses_the_outbox_and_a_fixed_one_resumes_it(tmp_path: P
     output = daemon.log_path.read_text()
     assert "outbox_resumed" in output
     assert "not-the-secret-key" not in output and SECRET_KEY not in output
+
+
+def test_check_online_validate_and_status_cover_a_kaufland_outbox(tmp_path: Path) -> None:
+    with kaufland_sandbox() as sandbox:
+        config = kaufland_config(tmp_path, sandbox)
+        checked = invoicesync("check", "--online", "-c", str(config), cwd=tmp_path)
+        assert checked.returncode == 0, checked.stderr
+        assert "signed read answered by" in checked.stdout
+        refused = kaufland_config(tmp_path, sandbox, secret_key="not-the-secret-key")
+        wrong = invoicesync("check", "--online", "-c", str(refused), cwd=tmp_path)
+        assert wrong.returncode == 1 and "clock" in wrong.stderr and "not-the-secret-key" not in wrong.stderr
+        config = kaufland_config(tmp_path, sandbox)
+        root = tmp_path / "shop"
+        drop(root, "MSTAT001.pdf", sample_pdf("MSTAT001"))
+        assert invoicesync("once", "-c", str(config), cwd=tmp_path).returncode == 0
+        status = invoicesync("status", "--json", "-c", str(config), cwd=tmp_path)
+        assert status.returncode == 0 and json.loads(status.stdout)["outboxes"][0]["sent_today"] == 1, (
+            status.stdout
+        )
+    (tmp_path / "MVAL0001.xml").write_bytes(sample_ubl("MVAL0001"))
+    (tmp_path / "MVAL0001.pdf").write_bytes(sample_pdf("MVAL0001"))
+    verdicts = invoicesync(
+        "validate",
+        "--json",
+        "-c",
+        str(config),
+        str(tmp_path / "MVAL0001.xml"),
+        str(tmp_path / "MVAL0001.pdf"),
+        cwd=tmp_path,
+    )
+    lines = [json.loads(line) for line in verdicts.stdout.splitlines()]
+    assert [line.get("code") for line in lines] == ["UnsupportedType", None], lines
+    assert verdicts.returncode == 1

@@ -1,0 +1,72 @@
+"""inflight (shell): marketplace calls running beside the loop, for a marketplace that takes one file per
+request (Kaufland): up to `limit` at once on a thread pool, each result picked up by the loop thread, which
+alone journals. Each finished call wakes the loop (`on_done`).
+
+Only the network runs here: what a call guards is journaled before it starts, and its answer after it ends,
+both by `delivery` on the loop thread. A call still running when the daemon stops is simply forgotten: its
+batch is journaled `planned` or `uploading`, so it is prepared again, or looked up before anything is sent
+again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from invoicesync.journal import BatchRow
+from invoicesync.model import Batch
+
+Phase = Literal["prepare", "submit"]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    phase: Phase
+    row: BatchRow
+    batch: Batch
+    future: Future[Any]
+
+    def result(self) -> Any:
+        """The call's return value, or the exception it raised (a cancelled call: CancelledError)."""
+        try:
+            return self.future.result(timeout=0)
+        except Exception as exc:
+            return exc
+
+
+class InFlight:
+    def __init__(self, limit: int, on_done: Callable[[], None]) -> None:
+        self.limit = limit
+        self._on_done = on_done
+        self._calls: dict[str, Call] = {}  # by batch_id
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __contains__(self, batch_id: object) -> bool:
+        return batch_id in self._calls
+
+    @property
+    def room(self) -> int:
+        return max(0, self.limit - len(self._calls))
+
+    def start(self, phase: Phase, row: BatchRow, batch: Batch, call: Callable[[Batch], Any]) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.limit, thread_name_prefix="upload")
+        future = self._pool.submit(call, batch)
+        self._calls[row.batch_id] = Call(phase, row, batch, future)
+        future.add_done_callback(lambda _: self._on_done())
+
+    def done(self) -> list[Call]:
+        """The calls that have ended, taken off the list, in the order they were started."""
+        finished = [call for call in self._calls.values() if call.future.done()]
+        for call in finished:
+            del self._calls[call.row.batch_id]
+        return finished
+
+    def close(self) -> None:
+        """The loop stops: calls not begun are dropped; those running end on their own deadline."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        self._calls.clear()
