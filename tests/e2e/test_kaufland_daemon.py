@@ -176,3 +176,24 @@ def test_check_online_validate_and_status_cover_a_kaufland_outbox(tmp_path: Path
     lines = [json.loads(line) for line in verdicts.stdout.splitlines()]
     assert [line.get("code") for line in lines] == ["UnsupportedType", None], lines
     assert verdicts.returncode == 1
+
+
+def test_the_examples_commented_kaufland_outbox_runs_on_the_built_in_simulator(tmp_path: Path) -> None:
+    """config.example.yaml's Kaufland outbox, uncommented as the README says, delivers samples/MB7UWLD.pdf."""
+    repo = Path(__file__).resolve().parents[2]
+    text = (repo / "config.example.yaml").read_text()
+    start = text.index("  # A Kaufland outbox")
+    end = text.index("\nsandbox:", start)
+    uncommented = [
+        "  " + line[4:] if line.startswith(("  # - ", "  #   ")) and not line.startswith("  #   # ") else line
+        for line in text[start:end].splitlines()
+    ]
+    (tmp_path / "config.yaml").write_text(text[:start] + "\n".join(uncommented) + text[end:])
+    outbox = tmp_path / "invoices" / "kaufland" / "outbox"
+    outbox.mkdir(parents=True)
+    (outbox / "MB7UWLD.pdf").write_bytes((repo / "samples" / "MB7UWLD.pdf").read_bytes())
+    result = invoicesync("once", "-c", str(tmp_path / "config.yaml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "sent=1 failed=0 in_flight=0 waiting=0"
+    receipt = report(tmp_path / "invoices" / "kaufland", "sent", "MB7UWLD.pdf")
+    assert receipt["marketplace"] == "kaufland" and receipt["import_id"]
