@@ -14,30 +14,23 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from invoicesync.checks.pool import Checkers
-from invoicesync.checks.queue import CheckQueue
 from invoicesync.config import Config, OutboxSettings
-from invoicesync.delivery import Delivery
 from invoicesync.errors import InvoicesyncError, ServiceError
-from invoicesync.health import Health
-from invoicesync.intake import Intake
-from invoicesync.journal import Journal, journal_problem, orphans_problem
+from invoicesync.journal import journal_problem, orphans_problem
 from invoicesync.marketplaces import Marketplace
 from invoicesync.marketplaces.deadline import abort_all, resume_all
 from invoicesync.outbox import Folders
 from invoicesync.rootlock import RootLock, acquire_root
 from invoicesync.sandbox import Sandbox
-from invoicesync.statedir import JOURNAL_NAME, acquire_lock, last_error_before, write_status
+from invoicesync.statedir import JOURNAL_NAME, acquire_lock, write_status
 from invoicesync.systemd import Notifier
-from invoicesync.watching import Watcher
-from invoicesync.wiring import destination_of, limits_of, make_marketplace, rules_of, sandbox_options
-from invoicesync.worker import Worker
+from invoicesync.wiring import Loop, assemble, make_marketplace, sandbox_options
 
 LOOP_ERROR_BACKOFF_SECONDS = 5.0
 # Loops wake at least this often (health checks, heartbeat); a stop, an event or a timer wakes them at once.
@@ -46,28 +39,6 @@ MAX_WAIT_SECONDS = 5.0
 # The main thread's round (status.json, watchdog, a reload, a stop) is also run at once after each loop's
 # round (`_round_done`), so status follows every change; 0.2 s for `once`, which waits for the loops to end.
 SUPERVISE_SECONDS = 1.0
-
-
-@dataclass
-class Loop:
-    worker: Worker
-    marketplace: Marketplace
-    journal: Journal
-    watcher: Watcher
-    wake: threading.Event = field(default_factory=threading.Event)
-    changed: bool = False  # outbox/ changed (a watch event) since the last turn
-    stop: threading.Event = field(default_factory=threading.Event)
-    heartbeat: float = field(default_factory=time.monotonic)
-    thread: threading.Thread | None = None
-    done: bool = False
-
-    def folder_changed(self) -> None:
-        self.changed = True
-        self.wake.set()
-
-    def beat(self) -> None:
-        """The loop made headway (a turn, or a request moving bytes): the watchdog may be fed."""
-        self.heartbeat = time.monotonic()
 
 
 class Service:
@@ -247,65 +218,16 @@ class Service:
         if not known and folders.prepare():  # a missing root: its health says so, and prepares it later
             self.log.info("outbox_root_created", outbox=box.name, root=str(box.root))
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
-        journal = Journal(self.config.state_dir / JOURNAL_NAME)
-        bundle_dir = self.config.state_dir / "bundles"
-        bundle_dir.mkdir(parents=True, exist_ok=True)
         marketplace = self.marketplace_for(box, self._sandbox)
-        log = self.log.bind(outbox=box.name)
-        rules = rules_of(box)
-        wake = threading.Event()
-        queue = CheckQueue(
+        loop = assemble(
+            box,
+            folders,
+            marketplace,
+            state_dir=self.config.state_dir,
             checkers=self._checkers,
-            order_pattern=box.files.order_id,
-            rules=rules,
-            check_seconds=box.files.check_seconds,
-            monotonic=time.monotonic,
-            log=log,
-            on_checked=wake.set,
+            log=self.log.bind(outbox=box.name),
         )
-        intake = Intake(
-            outbox_name=box.name,
-            folders=folders,
-            journal=journal,
-            rules=rules,
-            settle_seconds=box.watch.settle_seconds,
-            empty_after_seconds=box.files.empty_after_seconds,
-            monotonic=time.monotonic,
-            wall=time.time,
-            log=log,
-            queue=queue,
-        )
-        delivery = Delivery(
-            last_error=last_error_before(self.config.state_dir, box.name),
-            outbox_name=box.name,
-            destination=destination_of(box),
-            folders=folders,
-            journal=journal,
-            marketplace=marketplace,
-            limits=limits_of(box),
-            bundle_dir=bundle_dir,
-            wall=time.time,
-            log=log,
-            on_answer=wake.set,
-        )
-        watcher = Watcher(folders.outbox, mode=box.watch.mode, log=log)
-        events = watcher.start()
-        worker = Worker(
-            name=box.name,
-            folders=folders,
-            journal=journal,
-            intake=intake,
-            delivery=delivery,
-            marketplace_name=marketplace.name,
-            monotonic=time.monotonic,
-            wall=time.time,
-            scan_interval_seconds=box.watch.rescan_seconds if events else box.watch.poll_seconds,
-            settling_interval_seconds=box.watch.poll_seconds,
-            health=Health(folders, self.config.state_dir, log),
-        )
-        loop = Loop(worker=worker, marketplace=marketplace, journal=journal, watcher=watcher, wake=wake)
-        watcher.on_event = loop.folder_changed
-        marketplace.progress = loop.beat  # an upload may outlast WatchdogSec on a slow link
+        worker = loop.worker
         if not known:  # adoption is for files a crash left unjournaled: a reload leaves none
             worker.recover()
         return loop

@@ -1,19 +1,37 @@
-"""wiring (shell): an outbox's settings -> the marketplace client it talks to, and the built-in sandbox's
-options from the configuration. The one place that knows which adapter serves which `marketplace:`.
+"""wiring (shell): an outbox's settings -> its parts: the marketplace client it talks to (the one place
+that knows which adapter serves which `marketplace:`), its content rules and delivery limits, and the
+journal, checks, intake, delivery, watcher and worker of its loop (`assemble`); the built-in sandbox's
+options from the configuration.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
 from invoicesync.checks.content import Rules, rules_for
+from invoicesync.checks.pool import Checkers
+from invoicesync.checks.queue import CheckQueue
 from invoicesync.config import Config, OctopiaSettings, OutboxSettings
-from invoicesync.delivery import LOST_GRACE_SECONDS, Limits
+from invoicesync.delivery import LOST_GRACE_SECONDS, Delivery, Limits
 from invoicesync.errors import ServiceError
+from invoicesync.health import Health
+from invoicesync.intake import Intake
+from invoicesync.journal import Journal
 from invoicesync.marketplaces import Marketplace
 from invoicesync.marketplaces.kaufland import ACCEPTED_KINDS as KAUFLAND_KINDS
 from invoicesync.marketplaces.kaufland import LOST_GRACE_SECONDS as KAUFLAND_LOST_GRACE_SECONDS
 from invoicesync.marketplaces.kaufland import KauflandMarketplace
 from invoicesync.marketplaces.octopia import OctopiaMarketplace
+from invoicesync.outbox import Folders
 from invoicesync.sandbox import Sandbox, SandboxOptions
+from invoicesync.statedir import JOURNAL_NAME, last_error_before
+from invoicesync.watching import Watcher
+from invoicesync.worker import Worker
 
 # The built-in sandbox lists an import before it answers the upload (even a dropped or slowed answer),
 # so an unanswered upload absent from its list is surely absent at once; the real marketplace gets time.
@@ -112,3 +130,98 @@ def limits_of(box: OutboxSettings) -> Limits:
         one_per_request=per_file,
         parallel_uploads=PARALLEL_KAUFLAND_UPLOADS if per_file else 1,
     )
+
+
+@dataclass
+class Loop:
+    """One outbox's parts and the state its thread shares with the service's main thread."""
+
+    worker: Worker
+    marketplace: Marketplace
+    journal: Journal
+    watcher: Watcher
+    wake: threading.Event = field(default_factory=threading.Event)
+    changed: bool = False  # outbox/ changed (a watch event) since the last turn
+    stop: threading.Event = field(default_factory=threading.Event)
+    heartbeat: float = field(default_factory=time.monotonic)
+    thread: threading.Thread | None = None
+    done: bool = False
+
+    def folder_changed(self) -> None:
+        self.changed = True
+        self.wake.set()
+
+    def beat(self) -> None:
+        """The loop made headway (a turn, or a request moving bytes): the watchdog may be fed."""
+        self.heartbeat = time.monotonic()
+
+
+def assemble(
+    box: OutboxSettings,
+    folders: Folders,
+    marketplace: Marketplace,
+    *,
+    state_dir: Path,
+    checkers: Checkers,
+    log: structlog.typing.FilteringBoundLogger,
+) -> Loop:
+    """The loop of one outbox: its journal connection, check queue, intake, delivery, watcher and worker,
+    every clock the real one, every wake-up on the loop's event."""
+    journal = Journal(state_dir / JOURNAL_NAME)
+    bundle_dir = state_dir / "bundles"
+    bundle_dir.mkdir(parents=True, exist_ok=True)
+    rules = rules_of(box)
+    wake = threading.Event()
+    queue = CheckQueue(
+        checkers=checkers,
+        order_pattern=box.files.order_id,
+        rules=rules,
+        check_seconds=box.files.check_seconds,
+        monotonic=time.monotonic,
+        log=log,
+        on_checked=wake.set,
+    )
+    intake = Intake(
+        outbox_name=box.name,
+        folders=folders,
+        journal=journal,
+        rules=rules,
+        settle_seconds=box.watch.settle_seconds,
+        empty_after_seconds=box.files.empty_after_seconds,
+        monotonic=time.monotonic,
+        wall=time.time,
+        log=log,
+        queue=queue,
+    )
+    delivery = Delivery(
+        last_error=last_error_before(state_dir, box.name),
+        outbox_name=box.name,
+        destination=destination_of(box),
+        folders=folders,
+        journal=journal,
+        marketplace=marketplace,
+        limits=limits_of(box),
+        bundle_dir=bundle_dir,
+        wall=time.time,
+        log=log,
+        on_answer=wake.set,
+    )
+    watcher = Watcher(folders.outbox, mode=box.watch.mode, log=log)
+    events = watcher.start()
+    worker = Worker(
+        name=box.name,
+        folders=folders,
+        journal=journal,
+        intake=intake,
+        delivery=delivery,
+        marketplace_name=marketplace.name,
+        monotonic=time.monotonic,
+        wall=time.time,
+        scan_interval_seconds=box.watch.rescan_seconds if events else box.watch.poll_seconds,
+        settling_interval_seconds=box.watch.poll_seconds,
+        health=Health(folders, state_dir, log),
+    )
+    loop = Loop(worker=worker, marketplace=marketplace, journal=journal, watcher=watcher, wake=wake)
+    watcher.on_event = loop.folder_changed
+    marketplace.progress = loop.beat  # an upload may outlast WatchdogSec on a slow link
+    return loop
