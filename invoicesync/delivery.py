@@ -215,7 +215,12 @@ class Delivery:
         ]
 
     def close(self) -> None:
-        self._in_flight.close()
+        """The loop has stopped: the calls running beside it end and their answers are journaled."""
+        try:
+            self._in_flight.settle()
+            self._collect(launch=False)
+        finally:
+            self._in_flight.close()
 
     def _carry_out(self, step: BatchStep, row: BatchRow) -> bool:
         """One batch's step; False when it paused the outbox. A batch's trouble never stops the others."""
@@ -377,10 +382,13 @@ class Delivery:
         for row, batch in sending:  # after the commit that journaled them `uploading`
             self._in_flight.start("submit", row, batch, self.marketplace.submit)
 
-    def _collect(self) -> bool:
+    def _collect(self, *, launch: bool = True) -> bool:
         """Journal the answers of the calls that ended (one commit), then start the uploads whose order was
-        read; False when an answer paused the outbox (no upload starts then)."""
-        done = self._in_flight.done()
+        read (unless `launch` is off: the loop stops); False when an answer paused the outbox (no upload
+        starts then)."""
+        # a call withdrawn before it began changed nothing: its batch stays as journaled (`planned`, or
+        # `uploading`, looked up before anything is sent again)
+        done = [call for call in self._in_flight.done() if not call.future.cancelled()]
         if not done:
             return True
         going = True
@@ -389,7 +397,9 @@ class Delivery:
             for call in (call for call in done if call.phase == "submit"):
                 going = self._answered(call.row, call.batch, call.result()) and going
             for call in (call for call in done if call.phase == "prepare"):
-                ready, ok = self._noted(call.row, call.batch, call.result(), fresh=True, send=going)
+                ready, ok = self._noted(
+                    call.row, call.batch, call.result(), fresh=True, send=going and launch
+                )
                 going = going and ok
                 if ready is not None:
                     sending.append((call.row, ready))

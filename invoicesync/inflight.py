@@ -3,15 +3,16 @@ request (Kaufland): up to `limit` at once on a thread pool, each result picked u
 alone journals. Each finished call wakes the loop (`on_done`).
 
 Only the network runs here: what a call guards is journaled before it starts, and its answer after it ends,
-both by `delivery` on the loop thread. A call still running when the daemon stops is simply forgotten: its
-batch is journaled `planned` or `uploading`, so it is prepared again, or looked up before anything is sent
-again.
+both by `delivery` on the loop thread. When the loop stops (a stop, a reload), the calls running are waited
+for and their answers journaled (`settle`), as an upload on the loop thread finishes its exchange: a reload
+never leaves an upload running that the next loop could send again. A crash leaves the batch `planned` or
+`uploading`: prepared again, or looked up before anything is sent again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -64,8 +65,14 @@ class InFlight:
             del self._calls[call.row.batch_id]
         return finished
 
+    def settle(self) -> None:
+        """The loop stops: calls not begun are withdrawn, those running are waited for (each within its
+        deadline, cut short by a stop), so their answers can be journaled before the journal closes."""
+        for call in self._calls.values():
+            call.future.cancel()
+        wait([call.future for call in self._calls.values()])
+
     def close(self) -> None:
-        """The loop stops: calls not begun are dropped; those running end on their own deadline."""
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None

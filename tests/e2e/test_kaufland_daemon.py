@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +198,28 @@ def test_the_examples_commented_kaufland_outbox_runs_on_the_built_in_simulator(t
     assert result.stdout.strip().splitlines()[-1] == "sent=1 failed=0 in_flight=0 waiting=0"
     receipt = report(tmp_path / "invoices" / "kaufland", "sent", "MB7UWLD.pdf")
     assert receipt["marketplace"] == "kaufland" and receipt["import_id"]
+
+
+def test_a_reload_while_uploads_are_in_flight_sends_none_twice(tmp_path: Path) -> None:
+    """Uploads run beside the loop; a reload waits for them and journals their answers, so the next loop
+    never looks up (and re-sends) an upload still on its way."""
+    orders = [f"MRELOAD{n}" for n in range(8)]
+    with kaufland_sandbox(slow_rate=1.0, slow_seconds=1.5) as sandbox:
+        config = kaufland_config(tmp_path, sandbox)
+        root = tmp_path / "shop"
+        daemon = Daemon(config, tmp_path)
+        try:
+            for order in orders:
+                drop(root, f"{order}.pdf", sample_pdf(order))
+            wait_for(
+                lambda: daemon.output().count('"file_ready"') == len(orders), timeout_seconds=30, what="ready"
+            )
+            for _ in range(2):  # while the (slowed) order reads and uploads are on their way
+                daemon.process.send_signal(signal.SIGHUP)
+                wait_for(lambda: '"service_reloaded"' in daemon.output(), timeout_seconds=30, what="reloaded")
+            wait_for(lambda: len(files_in(root, "sent")) == len(orders), timeout_seconds=60, what="all sent")
+            assert daemon.terminate() == 0
+        finally:
+            daemon.stop()
+        held = {order: len(sandbox.kaufland_invoices(order)) for order in orders}
+    assert held == dict.fromkeys(orders, 1)
