@@ -33,6 +33,9 @@ class AnswersAtOnce:
         self.polls = 0
         self.progress: Callable[[], None] = lambda: None
 
+    def prepare(self, batch: Batch) -> dict[str, object]:
+        return {}
+
     def submit(self, batch: Batch) -> Submission:
         self.requests.append(batch)
         files = tuple(
@@ -57,7 +60,7 @@ class AnswersAtOnce:
         import_id = f"sync-{len(self.requests)}"
         return Submission(import_id, ImportSnapshot(import_id, status, files, raw={"status": status.value}))
 
-    def poll(self, import_id: str) -> ImportSnapshot:
+    def poll(self, import_id: str, batch: Batch | None = None) -> ImportSnapshot:
         self.polls += 1
         raise AssertionError("a synchronous marketplace is never polled")
 
