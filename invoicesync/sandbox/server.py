@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from invoicesync.sandbox import kaufland
 from invoicesync.sandbox.api import Request, Response, handle, problem
+from invoicesync.sandbox.kaufland import handle as handle_kaufland
 from invoicesync.sandbox.multipart import BodyReader, ClientGone
 from invoicesync.sandbox.state import SandboxState
 
@@ -97,7 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = BodyReader(self.rfile, length=declared, chunked=encoding == "chunked")
         try:
             request = Request(self.command, url.path, url.query, headers, body)
-            answer = (kaufland.handle if url.path.startswith("/kaufland/") else handle)(state, request)
+            answer = (handle_kaufland if url.path.startswith("/kaufland/") else handle)(state, request)
             self._write(answer, body, state)
         except (ClientGone, ConnectionError, TimeoutError):
             self.close_connection = True

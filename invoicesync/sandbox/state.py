@@ -21,7 +21,7 @@ from invoicesync.sandbox.imports import ImportStore
 from invoicesync.sandbox.kaufland_store import KauflandStore
 
 if TYPE_CHECKING:
-    from invoicesync.sandbox import SandboxOptions
+    from invoicesync.sandbox.options import SandboxOptions
 
 SERVER_ERROR = "server_error"  # 500, problem+json
 UNAVAILABLE = "unavailable"  # 503, problem+json

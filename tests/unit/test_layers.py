@@ -132,3 +132,31 @@ def test_nothing_imports_the_top_of_the_shell() -> None:
         if _name(path) in TOP:
             continue
         assert _package_imports(path) & {"cli", "service", "commands"} == set(), path
+
+
+def test_there_is_no_import_cycle() -> None:
+    """No module imports, directly or through others, one that imports it back (lazy and TYPE_CHECKING
+    imports count too): each can be read, tested and changed from the bottom up."""
+    modules = {_name(path).removesuffix(".__init__"): path for path in _modules()}
+    graph = {
+        name: {imported for imported in _package_imports(path) if imported in modules and imported != name}
+        for name, path in modules.items()
+    }
+    state: dict[str, str] = {}  # "open" while on the current path, "done" once fully explored
+    cycles: list[list[str]] = []
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = "open"
+        for imported in sorted(graph[name]):
+            if state.get(imported) == "open":
+                cycles.append(
+                    [*path[path.index(imported) :], imported] if imported in path else [name, imported]
+                )
+            elif imported not in state:
+                visit(imported, [*path, imported])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
