@@ -588,3 +588,54 @@ def test_the_example_documents_every_key_and_no_other() -> None:
     keys = _keys(Config) - {"source"}  # `source` is where the file was read from, not a key
     assert keys - written == set(), "keys the example does not show"
     assert written - keys - {"outboxes"} == set(), "keys the example shows that the models do not know"
+
+
+# -- Kaufland outboxes -----------------------------------------------------------------------------------
+
+
+def kaufland_box(extra: str = "", section: str = "secret_key_file: ./secret") -> str:
+    text = f"""\
+  - name: kaufland-de
+    root: ./invoices/kaufland
+    marketplace: kaufland
+    kaufland:
+      base_url: https://sellerapi.kaufland.test/v2
+      client_key: key-1
+      {section}
+"""
+    return text + textwrap.indent(textwrap.dedent(extra).strip() + "\n", "    ") if extra else text
+
+
+def test_a_kaufland_outbox_loads_with_its_defaults_and_reads_its_secret_file(home: Path) -> None:
+    config = load_config(write(home, minimal(kaufland_box())), environ={}, cwd=home)
+    box = config.outboxes[0]
+    assert box.marketplace == "kaufland" and box.octopia is None and box.kaufland is not None
+    assert (box.kaufland.corrections, box.kaufland.max_requests_per_second) == ("replace", 100)
+    assert box.kaufland.read_secret() == SECRET and box.base_url == "https://sellerapi.kaufland.test/v2"
+    assert SECRET not in repr(config)
+
+
+def test_a_kaufland_outbox_refuses_batch_poll_a_second_secret_and_the_wrong_section(home: Path) -> None:
+    wrong = minimal(
+        kaufland_box("batch: {max_files: 5}\npoll: {first_seconds: 1}"),
+        kaufland_box(section="secret_key_file: ./secret\n      secret_key: also")
+        .replace("kaufland-de", "k2")
+        .replace("invoices/kaufland", "invoices/k2"),
+        outbox("oct", "./invoices/oct").replace("    octopia:", "    marketplace: kaufland\n    octopia:"),
+    )
+    problems = " | ".join(problems_of(write(home, wrong)))
+    assert "`batch:` does not apply to a Kaufland outbox" in problems
+    assert "`poll:` does not apply to a Kaufland outbox" in problems
+    assert "give exactly one of secret_key or secret_key_file" in problems
+    assert "marketplace: kaufland needs a `kaufland:` section" in problems
+    assert "also" not in problems  # a secret is never echoed
+
+
+def test_max_requests_per_second_stays_under_kauflands_limit(home: Path) -> None:
+    problems = problems_of(
+        write(
+            home,
+            minimal(kaufland_box(section="secret_key_file: ./secret\n      max_requests_per_second: 200")),
+        )
+    )
+    assert any("max_requests_per_second" in problem and "111" in problem for problem in problems), problems
