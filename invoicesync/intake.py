@@ -25,7 +25,7 @@ from invoicesync.checks.queue import CheckQueue
 from invoicesync.journal import ItemRow, Journal
 from invoicesync.messages import file_error
 from invoicesync.model import FileError, ItemState, Stage
-from invoicesync.naming import split_extension, unusable_name
+from invoicesync.naming import safe_name, shown_name, split_extension, unusable_name
 from invoicesync.outbox import CLAIM_SEPARATOR, Folders, fsync_dir
 from invoicesync.settle import NOTHING_SEEN, Kind, Seen, settle
 
@@ -68,7 +68,6 @@ class Intake:
     waiting_empty: int = 0
     waiting_settling: int = 0  # files in outbox/ whose size or time still changes
     empty_said: set[str] = field(default_factory=set)  # empty files in outbox/, each logged once
-    unusable_names: set[str] = field(default_factory=set)  # left in outbox/, each logged once
     # item_id -> wall time its final stat was first seen: a batch's max_wait_seconds counts from there, so a
     # lone file is not held back for company it could have had while it settled (lost on restart: then now)
     seen_at: dict[str, float] = field(default_factory=dict)
@@ -82,12 +81,6 @@ class Intake:
         listing, subfolders = self.folders.scan()
         for name in subfolders:
             self.log.info("subfolder_ignored", folder=name)
-        for name in [name for name in listing if unusable_name(name) is not None]:
-            del listing[name]  # claimed, it would fail at every step and hold up every other file
-            if name not in self.unusable_names:
-                self.unusable_names.add(name)
-                shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                self.log.warning("file_name_unusable", file=shown, reason=unusable_name(name))
         now = self.monotonic()
         settled = settle(
             self.seen,
@@ -117,14 +110,26 @@ class Intake:
         self.waiting_settling = len(settled.seen) - len(empty)
         claims = []
         expired = set(settled.empty_expired)
+        unusable: dict[str, FileError] = {}  # item_id -> why its name cannot be kept
         for name in [*settled.empty_expired, *settled.ready][:MAX_CLAIMS_PER_CYCLE]:
             item_id = new_id()
-            if self.folders.claim(name, item_id) is None:
+            # a name that cannot be carried through (not UTF-8, too long) is claimed under a safe one and
+            # fails at once, its name as dropped kept in its report: it ends where a person looks
+            why = unusable_name(name)
+            kept = name if why is None else safe_name(name)
+            if self.folders.claim(name, item_id, as_name=kept) is None:
                 continue
             seen = self.seen.pop(name, None)
             if seen is not None:
                 self.seen_at[item_id] = self.wall() - (now - seen.since)
-            claims.append(self._claim_row(item_id, name, self.folders.claim_name(item_id, name)))
+            if why is not None:
+                self.log.warning(
+                    "file_name_unusable", item_id=item_id, file=shown_name(name), reason=why, kept=kept
+                )
+                unusable[item_id] = file_error(
+                    "UnusableFileName", reason=why, safe=kept, detail=f"name as dropped: {shown_name(name)}"
+                )
+            claims.append(self._claim_row(item_id, kept, self.folders.claim_name(item_id, kept)))
         if len(settled.ready) + len(expired) > MAX_CLAIMS_PER_CYCLE:
             self.next_check_at = now  # more to take: come back at once
         if claims:
@@ -135,7 +140,11 @@ class Intake:
             for claim in claims:
                 self.log.info("file_claimed", item_id=claim["item_id"], file=claim["file_name"])
         for claim in claims:
-            if claim["file_name"] in expired:
+            if claim["item_id"] in unusable:
+                self.journal.decide(
+                    claim["item_id"], stage=Stage.VALIDATION, error=unusable[claim["item_id"]]
+                )
+            elif claim["file_name"] in expired:
                 self.journal.decide(claim["item_id"], stage=Stage.VALIDATION, error=file_error("EmptyFile"))
         return len(claims)
 

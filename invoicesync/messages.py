@@ -33,6 +33,13 @@ TEXTS: dict[str, Text] = {
         "then put it back in outbox/.",
         (("reason", ""),),
     ),
+    "UnusableFileName": Text(
+        "The file's name cannot be kept as it is: {reason}. It was moved here as {safe}; its name as "
+        "dropped is in the detail.",
+        "Rename the file to the order number it belongs to (for example A1B2C3.pdf), in letters, digits, "
+        "- and _ only, then put it back in outbox/.",
+        (("reason", "it cannot be carried through"), ("safe", "a safe name")),
+    ),
     "EmptyFile": Text(
         "The file is empty (0 bytes).",
         "Export the invoice again from the ERP; this file has no content.",

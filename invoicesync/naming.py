@@ -105,10 +105,29 @@ def unusable_name(name: str) -> str | None:
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:  # undecodable bytes, kept by Python as surrogates
-        return "the name is not valid UTF-8 (saved by a program using another character set); rename it"
+        return "the name is not valid UTF-8 (saved by a program using another character set)"
     if size > MAX_NAME_BYTES:
-        return f"the name is longer than {MAX_NAME_BYTES} bytes; rename it"
+        return f"the name is longer than {MAX_NAME_BYTES} bytes"
     return None
+
+
+SAFE_STEM_BYTES = 120  # what is kept of an unusable name's stem in its safe name
+
+
+def shown_name(name: str) -> str:
+    """A listed name as text a report can hold: bytes that are not UTF-8 written as \\xNN."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def safe_name(name: str) -> str:
+    """The name an unusable file is carried through under: `shown_name`, its stem cut to SAFE_STEM_BYTES
+    (on a character boundary), its extension kept, so failed/ shows what it was."""
+    shown = shown_name(name)
+    stem, ext = split_extension(shown)
+    tail = shown[len(stem) :] if ext and len(ext.encode()) <= 16 else ""
+    stem = shown[: len(shown) - len(tail)] if tail else shown
+    cut = stem.encode("utf-8")[:SAFE_STEM_BYTES].decode("utf-8", "ignore")
+    return f"{cut}{'…' if cut != stem else ''}{tail}"
 
 
 def upload_name(order_id: str, ext: str) -> str:

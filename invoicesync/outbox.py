@@ -355,10 +355,11 @@ class Folders:
     def claim_name(self, item_id: str, name: str) -> str:
         return f"{item_id}{CLAIM_SEPARATOR}{name}"
 
-    def claim(self, name: str, item_id: str) -> Path | None:
-        """Rename outbox/<name> into .processing/<host>/; None when it vanished or is in use. Both folders
-        are opened without following a link (one swapped in since the health check is not gone through)."""
-        target = self.processing / self.claim_name(item_id, name)
+    def claim(self, name: str, item_id: str, *, as_name: str | None = None) -> Path | None:
+        """Rename outbox/<name> into .processing/<host>/ (as `as_name` when the name itself cannot be kept);
+        None when it vanished or is in use. Both folders are opened without following a link (one swapped
+        in since the health check is not gone through)."""
+        target = self.processing / self.claim_name(item_id, as_name or name)
         try:
             source_fd = open_folder(self.outbox)
         except OSError as exc:

@@ -158,11 +158,12 @@ def test_files_above_max_bytes_fail_as_too_large(tmp_path: Path, sandbox: Sandbo
     assert leftovers(root) == []
 
 
-def test_names_that_cannot_be_carried_through_stay_in_the_outbox_and_are_logged_once(
+def test_names_that_cannot_be_carried_through_go_to_failed_under_a_safe_name(
     tmp_path: Path, sandbox: Sandbox
 ) -> None:
-    """A name too long for .processing/ and failed/, or not UTF-8 (an old ERP's Latin-1), cannot be
-    claimed or reported under its own name: it stays where a person can rename it, and the rest flows."""
+    """Issue 16: a name too long for .processing/ and failed/, or not UTF-8 (an old ERP's Latin-1), is
+    claimed under a safe name and goes to failed/ at once, its report keeping the name as dropped (escaped)
+    and saying what to rename; nothing stays behind in outbox/, and the rest flows."""
     root = tmp_path / "shop"
     long_name = "INV-" + "x" * 228 + ".pdf"
     drop(root, long_name, sample_pdf("LONG0001"))
@@ -174,12 +175,23 @@ def test_names_that_cannot_be_carried_through_stay_in_the_outbox_and_are_logged_
 
     assert result.returncode == 0, result.stderr
     assert files_in(root, "sent") == ["GOOD0001.pdf"]
-    assert sorted(os.listdir(os.fsencode(root / "outbox"))) == sorted(
-        [os.fsencode(long_name), latin1.rsplit(b"/")[-1]]
+    assert os.listdir(root / "outbox") == [] and leftovers(root) == []
+    failed = files_in(root, "failed")
+    assert sorted(failed) == sorted(["Facture n\\xb0 LATN0001.pdf", "INV-" + "x" * 116 + "….pdf"])
+    for name in failed:
+        error = report(root, "failed", name)["error"]
+        assert error["code"] == "UnusableFileName" and name in error["message"]
+        assert error["detail"].startswith("name as dropped: ")
+    latin = report(root, "failed", "Facture n\\xb0 LATN0001.pdf")["error"]
+    assert latin["detail"] == "name as dropped: Facture n\\xb0 LATN0001.pdf" and "UTF-8" in latin["message"]
+    assert (
+        report(root, "failed", failed[0])["error"]["detail"]
+        != report(root, "failed", failed[1])["error"]["detail"]
     )
+    assert long_name in report(root, "failed", "INV-" + "x" * 116 + "….pdf")["error"]["detail"]
     warned = [e for e in events(result.stderr) if e["event"] == "file_name_unusable"]
-    assert sorted(e["file"] for e in warned) == sorted([long_name, "Facture n\ufffd LATN0001.pdf"])
-    assert all("rename it" in e["reason"] for e in warned)
+    assert sorted(e["file"] for e in warned) == sorted([long_name, "Facture n\\xb0 LATN0001.pdf"])
+    assert received_names(sandbox) == ["GOOD0001.pdf"]
 
 
 def test_upper_case_extensions_are_accepted(tmp_path: Path, sandbox: Sandbox) -> None:
