@@ -27,7 +27,7 @@ from invoicesync.messages import file_error
 from invoicesync.model import FileError, ItemState, Stage
 from invoicesync.naming import safe_name, shown_name, split_extension, unusable_name
 from invoicesync.outbox import CLAIM_SEPARATOR, Folders, fsync_dir
-from invoicesync.settle import NOTHING_SEEN, Kind, Seen, settle
+from invoicesync.settle import NOTHING_SEEN, Kind, Seen, Stat, settle
 
 MAX_CLAIMS_PER_CYCLE = 500  # a start-up backlog is taken in slices so the loop keeps its heartbeat
 UNPACK_PREFIX = ".unpack-"
@@ -68,6 +68,7 @@ class Intake:
     waiting_empty: int = 0
     waiting_settling: int = 0  # files in outbox/ whose size or time still changes
     empty_said: set[str] = field(default_factory=set)  # empty files in outbox/, each logged once
+    empty_journaled: dict[str, float] | None = None  # as last journaled (None: not read since the start)
     # item_id -> wall time its final stat was first seen: a batch's max_wait_seconds counts from there, so a
     # lone file is not held back for company it could have had while it settled (lost on restart: then now)
     seen_at: dict[str, float] = field(default_factory=dict)
@@ -82,6 +83,7 @@ class Intake:
         for name in subfolders:
             self.log.info("subfolder_ignored", folder=name)
         now = self.monotonic()
+        self._restore_empty_clocks(listing, now)
         settled = settle(
             self.seen,
             listing,
@@ -107,6 +109,7 @@ class Intake:
                 )
                 self.empty_said.add(name)
         self.waiting_empty = len(empty)
+        self._journal_empty_clocks(empty, now)
         self.waiting_settling = len(settled.seen) - len(empty)
         claims = []
         expired = set(settled.empty_expired)
@@ -147,6 +150,27 @@ class Intake:
             elif claim["file_name"] in expired:
                 self.journal.decide(claim["item_id"], stage=Stage.VALIDATION, error=file_error("EmptyFile"))
         return len(claims)
+
+    def _restore_empty_clocks(self, listing: dict[str, Stat], now: float) -> None:
+        """Once per start: an empty file journaled as waiting keeps its clock (a `once` run from cron, or a
+        restart, does not start its `empty_after` window again)."""
+        if self.empty_journaled is not None:
+            return
+        self.empty_journaled = self.journal.empty_since(self.outbox_name)
+        wall = self.wall()
+        for name, since in self.empty_journaled.items():
+            stat = listing.get(name)
+            if stat is not None and stat.size == 0 and stat.kind is Kind.FILE:
+                self.seen[name] = Seen(stat, now - max(0.0, wall - since))
+
+    def _journal_empty_clocks(self, empty: set[str], now: float) -> None:
+        """Journal the empty files waiting, with since when, whenever that set changes."""
+        wall = self.wall()
+        waiting = {name: wall - (now - self.seen[name].since) for name in empty}
+        if self.empty_journaled is not None and set(waiting) == set(self.empty_journaled):
+            return
+        self.journal.set_empty_waiting(self.outbox_name, waiting)
+        self.empty_journaled = waiting
 
     def adopt(self) -> int:
         """Files in .processing/<host>/ that the journal does not know: claimed, then a crash."""

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -42,7 +43,8 @@ from typing import Any
 
 from invoicesync.model import BatchState, FileError, ItemOutcome, ItemState, Stage
 
-SCHEMA_VERSION = 5  # 2: batches.lost_at, empty_looks; 3: items.root; 4: batches.destination; 5: prepared
+# 2: batches.lost_at, empty_looks; 3: items.root; 4: batches.destination; 5: prepared; 6: empty_waiting
+SCHEMA_VERSION = 6
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -96,6 +98,12 @@ CREATE TABLE IF NOT EXISTS batches (
     prepared        TEXT
 );
 CREATE INDEX IF NOT EXISTS batches_open ON batches (outbox, state) WHERE state != 'done';
+CREATE TABLE IF NOT EXISTS empty_waiting (
+    outbox  TEXT NOT NULL,
+    name    BLOB NOT NULL,  -- the name's bytes: it may not be UTF-8
+    since   REAL NOT NULL,  -- wall time it was first seen empty
+    PRIMARY KEY (outbox, name)
+);
 """
 
 
@@ -410,6 +418,21 @@ class Journal:
             (outbox,),
         )
         return [(row[0], row[1] == "failed", row[2]) for row in rows]
+
+    def empty_since(self, outbox: str) -> dict[str, float]:
+        """The empty files waiting in outbox/ and since when (wall time): their `empty_after` clock survives
+        a restart, so a zero-byte file under a cron `once` still reaches failed/."""
+        rows = self._db.execute("SELECT name, since FROM empty_waiting WHERE outbox = ?", (outbox,))
+        return {os.fsdecode(bytes(row[0])): float(row[1]) for row in rows}
+
+    def set_empty_waiting(self, outbox: str, waiting: dict[str, float]) -> None:
+        """The empty files waiting now (name -> wall time first seen empty), replacing what was journaled."""
+        with self._write() as db:
+            db.execute("DELETE FROM empty_waiting WHERE outbox = ?", (outbox,))
+            db.executemany(
+                "INSERT INTO empty_waiting (outbox, name, since) VALUES (?, ?, ?)",
+                [(outbox, os.fsencode(name), since) for name, since in waiting.items()],
+            )
 
     def open_roots(self, outbox: str) -> dict[str, int]:
         """Roots that files not finished yet were claimed under, with how many each (legacy rows left out)."""

@@ -4,7 +4,8 @@ A file is ready when its size, mtime and inode have not changed across the daemo
 observations spanning `settle_seconds` (never `now - mtime`: copies keep old mtimes and the share's
 clock is not ours). Empty regular files keep waiting; one still empty after `empty_after_seconds`
 is reported so it can go to `failed/` as `EmptyFile`. The state lives in memory: after a restart
-the window simply starts again.
+the settle window simply starts again (an empty file's clock is kept in the journal by `intake`, and
+handed back here as its `Seen.since`).
 """
 
 from __future__ import annotations

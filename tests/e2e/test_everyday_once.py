@@ -83,3 +83,22 @@ def test_once_stopped_with_work_left_says_so_in_its_exit_code(tmp_path: Path) ->
     assert process.returncode == 3, err[-2000:]
     assert out.strip().splitlines()[-1] == "sent=0 failed=0 in_flight=1 waiting=0"
     assert "outbox 'shop': 1 file(s) not finished" in err
+
+
+def test_an_empty_file_reaches_failed_across_once_runs(tmp_path: Path) -> None:
+    """Issue 16: a zero-byte file's `empty_after` clock is journaled, so `once` from cron (a new process
+    each run) fails it once the window has passed, instead of starting the window again every run."""
+    config = write_config(tmp_path, outbox_overrides={"files": {"empty_after": "1500ms"}})
+    root = tmp_path / "shop"
+    drop(root, "EMPT0001.pdf", b"")
+    first = invoicesync("once", "-c", str(config), cwd=tmp_path, timeout=60)
+    seen_empty_at = time.time()
+    assert first.returncode == 3, first.stderr[-2000:]  # still waiting: not past its window yet
+    assert (root / "outbox" / "EMPT0001.pdf").exists() and files_in(root, "failed") == []
+    wait_for(lambda: time.time() > seen_empty_at + 1.6, timeout_seconds=10, what="the empty window passed")
+    second = invoicesync("once", "-c", str(config), cwd=tmp_path, timeout=60)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert files_in(root, "failed") == ["EMPT0001.pdf"]
+    assert (
+        json.loads((root / "failed" / "EMPT0001.pdf.error.json").read_text())["error"]["code"] == "EmptyFile"
+    )
