@@ -269,6 +269,7 @@ class Delivery:
                 path=str(stage_dir(self.bundle_dir, row.bundle_name) / item.item_id),
                 size=item.size or 0,
                 content_type=CONTENT_TYPES.get(item.ext, "application/octet-stream"),
+                sha256=item.sha256 or "",
             )
             for item in self.journal.batch_items(row.batch_id)
             if item.state is ItemState.BATCHED

@@ -108,6 +108,7 @@ class BatchItem:
     path: str  # where the bytes are now (under .processing/)
     size: int
     content_type: str
+    sha256: str = ""  # of the bytes checked, as journaled (the staged copy may be gone after a crash)
 
 
 @dataclass(frozen=True, slots=True)

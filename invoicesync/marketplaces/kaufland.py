@@ -273,7 +273,7 @@ class KauflandMarketplace:
         ]
         if not candidates:
             return None
-        ours = _sha256(Path(item.path))
+        ours = item.sha256  # as journaled: the staged copy may be gone after a crash
         for invoice in sorted(candidates, key=lambda found: str(found.get("ts_created_iso")), reverse=True):
             if self._same_bytes(invoice, ours) is not False:  # ours, or its bytes cannot be fetched
                 return delivered(
@@ -353,7 +353,7 @@ class KauflandMarketplace:
     def _same_bytes(self, invoice: Mapping[str, Any], sha256: str) -> bool | None:
         """Whether the invoice's file is ours, when its `url` can be fetched; None when it cannot."""
         url = invoice.get("url")
-        if not isinstance(url, str) or not url:
+        if not isinstance(url, str) or not url or not sha256:
             return None
         try:
             self._limiter.wait()
@@ -541,14 +541,6 @@ def _only(batch: Batch) -> BatchItem:
             f"a Kaufland request carries one file, batch {batch.batch_id} has {len(batch.items)}"
         )
     return batch.items[0]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _lost(item: BatchItem, reason: str) -> UnknownOutcome:

@@ -201,3 +201,15 @@ def test_refusals_keep_kauflands_words_and_odd_answers_never_pass_for_delivered(
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def test_a_lost_answer_is_settled_even_when_the_staged_copy_is_gone(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A crash can come after a batch's staged copies were discarded and before its outcome was committed:
+    the order is read again and the invoice recognised by the SHA-256 journaled at the check (found by the
+    SIGKILL soak, where this once stopped a batch for good)."""
+    client = kaufland_client(sandbox.kaufland_url)
+    batch = _prepared(client, one_pdf_batch("MKNOWN1", tmp_path))
+    stored = client.submit(batch)
+    Path(batch.items[0].path).unlink()
+    found = client.find_lost(batch, sent_after=_now())
+    assert found is not None and found.import_id == stored.import_id

@@ -3,6 +3,7 @@ simulator on 127.0.0.1: each upload answered at once, already final."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ def one_pdf_batch(order: str, folder: Path, data: bytes | None = None) -> Batch:
     path = folder / f"{uuid.uuid4().hex[:8]}__{order}.pdf"
     path.write_bytes(sample_pdf(order) if data is None else data)
     item = BatchItem(
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         item_id=uuid.uuid4().hex[:16],
         order_id=order,
         upload_name=f"{order}.pdf",
