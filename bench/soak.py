@@ -42,7 +42,14 @@ def main() -> int:
     )
     print("kill moments: " + " ".join(f"{k}={v}" for k, v in sorted(outcome.moments.items())))
     print(f"lost={outcome.lost} duplicated={outcome.duplicated} seconds={time.monotonic() - started:.1f}")
-    ok = outcome.lost == 0 and outcome.duplicated == 0 and outcome.bad_sidecars == 0 and not outcome.leftovers
+    print(f"received twice by the marketplace (order, bytes): {len(outcome.received_twice)}")
+    ok = (
+        outcome.lost == 0
+        and outcome.duplicated == 0
+        and outcome.bad_sidecars == 0
+        and not outcome.leftovers
+        and not outcome.received_twice
+    )
     return 0 if ok else 1
 
 
