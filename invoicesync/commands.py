@@ -12,8 +12,6 @@ import os
 import re
 import sys
 import tempfile
-from datetime import datetime
-from datetime import time as day_time
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +23,13 @@ from invoicesync.checks.content import Rules, kind_of, self_test
 from invoicesync.checks.examine import examine
 from invoicesync.config import Config, FaultSettings, SandboxSettings
 from invoicesync.errors import ConfigError, InvoicesyncError, ServiceError
-from invoicesync.journal import OutboxFigures, journal_problem, orphans_problem, outbox_figures
+from invoicesync.journal import journal_problem, orphans_problem
 from invoicesync.model import FileError
-from invoicesync.naming import DEFAULT_ORDER_PATTERN, is_ignored
+from invoicesync.naming import DEFAULT_ORDER_PATTERN
 from invoicesync.outbox import Folders, folder_problem
 from invoicesync.sandbox import Sandbox
-from invoicesync.statedir import JOURNAL_NAME, daemon_running, read_status
+from invoicesync.statedir import JOURNAL_NAME
+from invoicesync.statusview import status_rows
 from invoicesync.watching import filesystem_type, is_network
 from invoicesync.wiring import make_marketplace, rules_of, sandbox_options
 
@@ -122,29 +121,11 @@ def check(config: Config, *, online: bool) -> int:
 def status(config: Config, *, as_json: bool) -> int:
     """Per outbox: files waiting, in flight (the oldest since when), sent and failed today, and, while
     a daemon runs, whether its uploads are paused or the outbox is stopped, with the reason."""
-    journal_path = config.state_dir / JOURNAL_NAME
-    live = read_status(config.state_dir)
-    running = daemon_running(config.state_dir)
-    if not running:  # what a stopped daemon last said is not the state of things now, but its last error is
-        outboxes = live.get("outboxes") if isinstance(live, dict) else None
-        live = {
-            "outboxes": {
-                name: {"last_error": info.get("last_error")}
-                for name, info in (outboxes or {}).items()
-                if isinstance(info, dict)
-            }
-        }
-    midnight = datetime.combine(datetime.now().date(), day_time()).astimezone()
-    damaged = journal_problem(journal_path)
+    damaged = journal_problem(config.state_dir / JOURNAL_NAME)
     if damaged is not None:
         print(damaged, file=sys.stderr)
         return EXIT_FAILED
-    rows: list[dict[str, Any]] = []
-    for box in config.outboxes:
-        figures = outbox_figures(journal_path, box.name, root=box.root, since=midnight)
-        row = _outbox_status(box.name, box.root, box.files.ignore, figures, live)
-        row["why_waiting"] = _why_waiting(row, box.files.empty_after_seconds, figures, live)
-        rows.append(row)
+    running, rows = status_rows(config)
     if as_json:
         print(json.dumps({"daemon_running": running, "outboxes": rows}, ensure_ascii=False, indent=2))
         return EXIT_OK
@@ -168,53 +149,6 @@ def status(config: Config, *, as_json: bool) -> int:
             files = "1 file" if count == 1 else f"{count} files"
             print(f"  NOTE: {files} in flight under the former root {former}: finished there (root changed)")
     return EXIT_OK
-
-
-def _why_waiting(
-    row: dict[str, Any], empty_after_seconds: float, figures: OutboxFigures, live: dict[str, Any]
-) -> list[str]:
-    """Why files have not moved on: settling or empty in outbox/ (what the daemon last said), uploads
-    paused, files held back for an earlier file of the same order still in flight (from the journal)."""
-    info = live.get("outboxes", {}).get(row["outbox"], {}) if isinstance(live, dict) else {}
-    reasons = []
-    if info.get("settling"):
-        reasons.append(f"{info['settling']} settling in outbox/ (taken once unchanged for settle_seconds)")
-    if info.get("empty"):
-        reasons.append(
-            f"{info['empty']} empty in outbox/ (kept for a writer to fill; EmptyFile after "
-            f"{empty_after_seconds:g} s)"
-        )
-    if row["paused"]:
-        reasons.append("uploads paused (see PAUSED)")
-    if figures.held_for_order:
-        reasons.append(f"{figures.held_for_order} waiting for an earlier file of the same order to finish")
-    return reasons
-
-
-def _outbox_status(
-    name: str, root: Path, ignore: tuple[str, ...], figures: OutboxFigures, live: dict[str, Any]
-) -> dict[str, Any]:
-    try:
-        with os.scandir(root / "outbox") as entries:
-            waiting = sum(1 for entry in entries if not is_ignored(entry.name, ignore) and not entry.is_dir())
-    except OSError:
-        waiting = 0
-    oldest = figures.oldest_received_at
-    info = live.get("outboxes", {}).get(name, {}) if isinstance(live, dict) else {}
-    return {
-        "outbox": name,
-        "waiting": waiting,
-        "in_flight": figures.in_flight,
-        "in_flight_since": None
-        if oldest is None
-        else datetime.fromisoformat(oldest).astimezone().isoformat(timespec="seconds"),
-        "sent_today": figures.sent_since,
-        "failed_today": figures.failed_since,
-        "paused": info.get("paused"),
-        "problem": info.get("problem"),
-        "last_error": info.get("last_error"),
-        "former_roots": figures.former_roots,
-    }
 
 
 def validate(args: argparse.Namespace) -> int:

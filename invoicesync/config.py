@@ -460,12 +460,30 @@ class SandboxSettings(_Settings):
     faults: FaultSettings = Field(default_factory=FaultSettings)
 
 
+def _listen(value: Any) -> str:
+    text = _text(value).strip()
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError('must be HOST:PORT, e.g. "127.0.0.1:9464"')
+    return text
+
+
+class MetricsSettings(_Settings):
+    listen: Annotated[str, BeforeValidator(_listen)] = "127.0.0.1:9464"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class Config(_Settings):
     source: Path  # the file this came from (not a YAML key)
     state_dir: AbsolutePath
     log: LogSettings = Field(default_factory=LogSettings)
     outboxes: Annotated[tuple[OutboxSettings, ...], BeforeValidator(_not_empty)]
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    metrics: MetricsSettings | None = None  # Prometheus metrics; off unless set
     _warnings: tuple[str, ...] = PrivateAttr(default=())
 
     @property
@@ -779,6 +797,7 @@ __all__ = [
     "FileSettings",
     "KauflandSettings",
     "LogSettings",
+    "MetricsSettings",
     "OctopiaSettings",
     "OutboxSettings",
     "PollSettings",

@@ -577,6 +577,7 @@ class Delivery:
                     status=snapshot.status.value,
                     delivered=sum(1 for o in outcomes if o.delivered),
                     failed=sum(1 for o in outcomes if not o.delivered),
+                    seconds=round(self.wall() - (row.sent_at or row.created_at), 3),
                 )
 
     def _record(

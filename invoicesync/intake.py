@@ -201,7 +201,8 @@ class Intake:
                     for check in done:
                         problem = check.problem()
                         if problem is None:
-                            self._journal_verdict(check.item, check.future.result())
+                            took = round(self.monotonic() - check.submitted_at, 3)
+                            self._journal_verdict(check.item, check.future.result(), check_seconds=took)
                             answered = True
                         else:  # not the file's fault: it stays claimed and is checked again
                             fault = fault or problem
@@ -218,10 +219,17 @@ class Intake:
             )
             raise
 
-    def _journal_verdict(self, item: ItemRow, found: Examined) -> None:
+    def _journal_verdict(self, item: ItemRow, found: Examined, *, check_seconds: float | None = None) -> None:
         seen_at = self.seen_at.pop(item.item_id, None)
         if found.error is not None:
-            self._fail(item, found.error, order_id=found.order_id, size=found.size, sha256=found.sha256)
+            self._fail(
+                item,
+                found.error,
+                order_id=found.order_id,
+                size=found.size,
+                sha256=found.sha256,
+                check_seconds=check_seconds,
+            )
         elif found.archive:  # unpacked once the verdicts are committed (`_unpack_due`)
             self.unpacking[item.item_id] = PendingArchive(item, found.size or 0, found.sha256 or "")
         else:
@@ -240,6 +248,7 @@ class Intake:
                 file=item.file_name,
                 order_id=found.order_id,
                 sha256=found.sha256,
+                check_seconds=check_seconds,
             )
 
     def _fail(
@@ -250,11 +259,18 @@ class Intake:
         order_id: str | None = None,
         size: int | None = None,
         sha256: str | None = None,
+        check_seconds: float | None = None,
     ) -> None:
         self.journal.decide(
             item.item_id, stage=Stage.VALIDATION, error=error, order_id=order_id, size=size, sha256=sha256
         )
-        self.log.info("file_refused", item_id=item.item_id, file=item.file_name, code=error.code)
+        self.log.info(
+            "file_refused",
+            item_id=item.item_id,
+            file=item.file_name,
+            code=error.code,
+            check_seconds=check_seconds,
+        )
 
     @property
     def next_unpack_at(self) -> float | None:

@@ -8,11 +8,12 @@ starts with its syslog priority (`<6>{...}`) so `journalctl -p err` works; piped
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO, cast
 
 import structlog
@@ -95,6 +96,18 @@ def _writes_to_journal(stream: TextIO, environ: Mapping[str, str]) -> bool:
     return (stat.st_dev, stat.st_ino) == (device, inode)
 
 
+# Called with each event that passes the level filter (name, flat keys), before it is rendered: metrics
+# are counted from the same stable events a person reads (`metrics.Metrics.observe`).
+OBSERVERS: list[Callable[[str, Mapping[str, Any]], None]] = []
+
+
+def _observe(logger: Any, method: str, event_dict: EventDict) -> EventDict:
+    for observer in OBSERVERS:
+        with contextlib.suppress(Exception):  # a counting fault must never cost a log line
+            observer(str(event_dict.get("event", "")), event_dict)
+    return event_dict
+
+
 def configure_logging(
     *,
     format: str = "auto",
@@ -108,6 +121,7 @@ def configure_logging(
     as_json = format == "json" or (format == "auto" and not out.isatty())
     processors: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        _observe,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

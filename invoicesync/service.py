@@ -15,11 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from invoicesync.checks.pool import Checkers
+
+if TYPE_CHECKING:
+    from invoicesync.metrics import Metrics
 from invoicesync.config import Config, OutboxSettings
 from invoicesync.errors import InvoicesyncError, ServiceError
 from invoicesync.journal import journal_problem, orphans_problem
@@ -71,6 +74,7 @@ class Service:
         self._mounts: dict[Path, str | None] = {}  # each root prepared once, with its mount at the time
         self._final_tally = {"sent": 0, "failed": 0, "in_flight": 0, "waiting": 0}
         self._checkers = Checkers(log=self.log)  # content checks, shared by every outbox
+        self._metrics: Metrics | None = None
         self._running = False
         self._running_lock = threading.RLock()
 
@@ -104,6 +108,12 @@ class Service:
             self._trust_journal()
             for warning in self.config.warnings:
                 self.log.warning("config_secret_exposed", problem=warning)
+            if self.config.metrics is not None:
+                from invoicesync.metrics import Metrics  # prometheus_client only when metrics are on
+
+                self._metrics = Metrics(self.config)
+                self._metrics.start()
+                self.log.info("metrics_serving", listen=self.config.metrics.listen)
             self._start()
             self.notifier.ready()
             self.log.info("service_ready", outboxes=len(self._loops), once=self.once)
@@ -365,6 +375,9 @@ class Service:
 
     def _shutdown(self) -> None:
         self._stop_loops()
+        if self._metrics is not None:
+            self._metrics.stop()
+            self._metrics = None
         self._checkers.close()
         if self._sandbox is not None:
             self._sandbox.stop()
