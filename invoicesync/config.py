@@ -477,6 +477,18 @@ class MetricsSettings(_Settings):
         return host.strip("[]"), int(port)
 
 
+def _urls(value: Any) -> Any:
+    if isinstance(value, list) and value and all(isinstance(url, str) and "://" in url for url in value):
+        return value
+    raise ValueError('must be a list of notification URLs, e.g. ["mailtos://user:pass@mail.example.com"]')
+
+
+class NotifySettings(_Settings):
+    # apprise URLs (mailto://, mailtos://, msteams://, slack://, …): they may hold a password, never echoed
+    urls: Annotated[tuple[SecretStr, ...], BeforeValidator(_urls)]
+    digest_seconds: PositiveSeconds = Field(default=3600.0, validation_alias="digest")
+
+
 class Config(_Settings):
     source: Path  # the file this came from (not a YAML key)
     state_dir: AbsolutePath
@@ -484,6 +496,7 @@ class Config(_Settings):
     outboxes: Annotated[tuple[OutboxSettings, ...], BeforeValidator(_not_empty)]
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     metrics: MetricsSettings | None = None  # Prometheus metrics; off unless set
+    notify: NotifySettings | None = None  # messages for people; off unless set
     _warnings: tuple[str, ...] = PrivateAttr(default=())
 
     @property
@@ -798,6 +811,7 @@ __all__ = [
     "KauflandSettings",
     "LogSettings",
     "MetricsSettings",
+    "NotifySettings",
     "OctopiaSettings",
     "OutboxSettings",
     "PollSettings",

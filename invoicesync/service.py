@@ -23,6 +23,7 @@ from invoicesync.checks.pool import Checkers
 
 if TYPE_CHECKING:
     from invoicesync.metrics import Metrics
+    from invoicesync.notify import Messenger
 from invoicesync.config import Config, OutboxSettings
 from invoicesync.errors import InvoicesyncError, ServiceError
 from invoicesync.journal import journal_problem, orphans_problem
@@ -75,6 +76,7 @@ class Service:
         self._final_tally = {"sent": 0, "failed": 0, "in_flight": 0, "waiting": 0}
         self._checkers = Checkers(log=self.log)  # content checks, shared by every outbox
         self._metrics: Metrics | None = None
+        self._messenger: Messenger | None = None
         self._running = False
         self._running_lock = threading.RLock()
 
@@ -114,6 +116,11 @@ class Service:
                 self._metrics = Metrics(self.config)
                 self._metrics.start()
                 self.log.info("metrics_serving", listen=self.config.metrics.listen)
+            if self.config.notify is not None:
+                from invoicesync.notify import Messenger  # apprise only when notifications are on
+
+                self._messenger = Messenger(self.config.notify)
+                self._messenger.start()
             self._start()
             self.notifier.ready()
             self.log.info("service_ready", outboxes=len(self._loops), once=self.once)
@@ -378,6 +385,9 @@ class Service:
         if self._metrics is not None:
             self._metrics.stop()
             self._metrics = None
+        if self._messenger is not None:  # after the loops: their last files are in the digest
+            self._messenger.stop()
+            self._messenger = None
         self._checkers.close()
         if self._sandbox is not None:
             self._sandbox.stop()
