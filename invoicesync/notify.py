@@ -132,7 +132,11 @@ class Messenger:
 
     def _send(self, message: Message) -> bool:
         try:
-            sent = bool(self._apprise.notify(title=message.title, body=message.body))
+            sent = bool(
+                self._apprise.notify(
+                    title=message.title, body=message.body, body_format=apprise.NotifyFormat.TEXT
+                )
+            )
         except Exception as exc:  # apprise's own trouble: never the daemon's
             sent = False
             reason = type(exc).__name__

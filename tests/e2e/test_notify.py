@@ -89,7 +89,7 @@ def test_five_failures_make_one_digest_with_each_files_message_and_hint(
     assert mail["Subject"] == "invoicesync: 5 files in shop/failed/ need you"
     body = _text(mail)
     for n in range(5):
-        assert f"failed/bad name {n}.pdf (InvalidFileName)" in body
+        assert f"\n- failed/bad name {n}.pdf (InvalidFileName)\n" in body.replace("\r\n", "\n")
     assert body.count("What to do: Rename the file") == 5
     assert PASSWORD not in result.stderr and PASSWORD not in result.stdout
 
