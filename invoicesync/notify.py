@@ -26,6 +26,7 @@ from invoicesync.config import NotifySettings
 from invoicesync.logs import OBSERVERS
 
 MAX_FILES_LISTED = 50  # files named one by one in a digest; the rest are counted
+STOP_WAIT_SECONDS = 30.0  # the last digest's send, at most, when the daemon stops (systemd waits 60 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,7 @@ class Messenger:
             OBSERVERS.remove(self.observe)
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=120)
+        self._thread.join(timeout=STOP_WAIT_SECONDS)
 
     def _run(self) -> None:
         while True:
