@@ -428,16 +428,7 @@ class KauflandMarketplace:
                     request = self._signed(
                         method, url, b"", lambda uri, ts: sign(method, uri, b"", ts, self._read_secret())
                     )
-                    seconds = min(self._deadline_seconds, READ_DEADLINE_SECONDS)
-                    deadline = self._clock() + seconds
-                    with within(seconds):
-                        streamed = self._client.send(request, stream=True)
-                        try:
-                            response = read_within(
-                                streamed, deadline=deadline, clock=self._clock, on_read=self.progress
-                            )
-                        finally:
-                            streamed.close()
+                    response = self._exchange(request, min(self._deadline_seconds, READ_DEADLINE_SECONDS))
                     if response.status_code == 429 or response.status_code >= 500:
                         raise Refused(response)
                     return response
@@ -454,6 +445,17 @@ class KauflandMarketplace:
                 f"Could not reach Kaufland ({purpose}: {describe(exc)}); it will be asked again later."
             ) from None
         raise AssertionError("unreachable: stamina returns or raises")
+
+    def _exchange(self, request: httpx.Request, seconds: float) -> httpx.Response:
+        """Send `request` and read its whole answer, both within `seconds` (a server answering one byte at
+        a time is cut off)."""
+        deadline = self._clock() + seconds
+        with within(seconds):
+            streamed = self._client.send(request, stream=True)
+            try:
+                return read_within(streamed, deadline=deadline, clock=self._clock, on_read=self.progress)
+            finally:
+                streamed.close()
 
     def _upload(self, url: str, upload: UploadBody, item: BatchItem) -> httpx.Response:
         """The upload: repeated only when nothing can have been stored (no connection, a `429`); any
@@ -475,16 +477,8 @@ class KauflandMarketplace:
                         lambda uri, ts: upload.signature("POST", uri, ts, self._read_secret()),
                         length=upload.length,
                     )
-                    deadline = self._clock() + self._deadline_seconds
                     try:
-                        with within(self._deadline_seconds):
-                            streamed = self._client.send(request, stream=True)
-                            try:
-                                response = read_within(
-                                    streamed, deadline=deadline, clock=self._clock, on_read=self.progress
-                                )
-                            finally:
-                                streamed.close()
+                        response = self._exchange(request, self._deadline_seconds)
                     except NOTHING_SENT:
                         raise
                     except httpx.UnsupportedProtocol as exc:

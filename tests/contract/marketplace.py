@@ -10,7 +10,9 @@ needs no special case for either.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,7 +22,8 @@ import pytest
 
 from invoicesync.errors import OutboxBlocked, TransientError
 from invoicesync.marketplaces import Marketplace
-from invoicesync.model import Batch, FileStatus, ImportSnapshot, ImportStatus
+from invoicesync.model import Batch, BatchItem, Endpoint, FileStatus, ImportSnapshot, ImportStatus
+from tests.badfiles import sample_pdf
 
 POLL_DEADLINE_SECONDS = 30.0
 
@@ -36,6 +39,28 @@ class Subject:
     unreachable: Callable[[int], Marketplace]  # pointed at a closed 127.0.0.1 port
     wait: Callable[[float], None]  # the test's pause between polls (a clock the test controls)
     now: Callable[[], float]  # monotonic, for the poll deadline
+
+
+def one_pdf_batch(order: str, folder: Path, data: bytes | None = None) -> Batch:
+    """A one-file batch for `order` (its PDF, or `data`), staged under `folder`, as delivery makes it."""
+    path = folder / f"{uuid.uuid4().hex[:8]}__{order}.pdf"
+    path.write_bytes(sample_pdf(order) if data is None else data)
+    item = BatchItem(
+        item_id=uuid.uuid4().hex[:16],
+        order_id=order,
+        upload_name=f"{order}.pdf",
+        path=str(path),
+        size=path.stat().st_size,
+        content_type="application/pdf",
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+    )
+    return Batch(
+        batch_id=item.item_id,
+        bundle_name=f"contract-{uuid.uuid4().hex[:12]}",
+        endpoint=Endpoint.ORDER_DOCUMENTS,
+        items=(item,),
+        order_id=order,
+    )
 
 
 def closed_port() -> int:

@@ -19,13 +19,8 @@ from invoicesync.marketplaces.kaufland import KauflandMarketplace, sign
 from invoicesync.model import Batch
 from invoicesync.sandbox import Sandbox
 from tests.badfiles import sample_pdf
-from tests.integration.test_kaufland_contract import (
-    CLIENT_KEY,
-    SECRET_KEY,
-    kaufland_client,
-    kaufland_sandbox,
-    one_pdf_batch,
-)
+from tests.contract.marketplace import one_pdf_batch
+from tests.integration.test_kaufland_contract import CLIENT_KEY, SECRET_KEY, kaufland_client, kaufland_sandbox
 
 
 @pytest.fixture

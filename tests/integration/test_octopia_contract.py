@@ -4,17 +4,13 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from invoicesync.marketplaces.octopia import OctopiaMarketplace
-from invoicesync.model import Batch, BatchItem, Endpoint
 from invoicesync.sandbox import Sandbox
-from tests.badfiles import sample_pdf
-from tests.contract.marketplace import MarketplaceContract, Subject
+from tests.contract.marketplace import MarketplaceContract, Subject, one_pdf_batch
 from tests.oncerun import CREDENTIALS, start_sandbox
 
 ORDER = "CONT1234"
@@ -31,26 +27,6 @@ def _client(base_url: str, token_url: str, secret: str) -> OctopiaMarketplace:
     )
 
 
-def _batch(order: str, folder: Path) -> Batch:
-    path = folder / f"{uuid.uuid4().hex[:8]}__{order}.pdf"
-    path.write_bytes(sample_pdf(order))
-    item = BatchItem(
-        item_id=uuid.uuid4().hex[:16],
-        order_id=order,
-        upload_name=f"{order}.pdf",
-        path=str(path),
-        size=path.stat().st_size,
-        content_type="application/pdf",
-    )
-    return Batch(
-        batch_id=item.item_id,
-        bundle_name=f"contract-{uuid.uuid4().hex[:12]}",
-        endpoint=Endpoint.ORDER_DOCUMENTS,
-        items=(item,),
-        order_id=order,
-    )
-
-
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     with start_sandbox() as running:
@@ -62,7 +38,7 @@ def subject(sandbox: Sandbox) -> Iterator[Subject]:
     client = _client(sandbox.base_url, sandbox.token_url, CREDENTIALS["client_secret"])
     yield Subject(
         marketplace=client,
-        batch_for=_batch,
+        batch_for=one_pdf_batch,
         known_order=ORDER,
         refused=lambda: _client(sandbox.base_url, sandbox.token_url, "not-the-secret"),
         unreachable=lambda port: _client(
