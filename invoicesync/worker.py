@@ -385,8 +385,8 @@ class Worker:
             outcome=outcome_of(error),
             code=None if error is None else error.code,
             dest=str(Path(self._destination(item)[0].name) / (item.dest_name or item.file_name)),
-            message=None if error is None else error.message,  # what the report says, for people told of it
-            hint=None if error is None else error.hint,
+            # a failed file's report, in its words, for the people told of it (`notify`)
+            **({} if error is None else {"message": error.message, "hint": error.hint}),
         )
 
 
