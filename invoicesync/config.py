@@ -460,6 +460,14 @@ class SandboxSettings(_Settings):
     faults: FaultSettings = Field(default_factory=FaultSettings)
 
 
+def _checkers(value: Any) -> Any:
+    if value == "auto":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 64:
+        return value
+    raise ValueError('must be "auto" or a whole number of checker processes from 1 to 64')
+
+
 def _listen(value: Any) -> str:
     text = _text(value).strip()
     host, _, port = text.rpartition(":")
@@ -495,6 +503,8 @@ class Config(_Settings):
     log: LogSettings = Field(default_factory=LogSettings)
     outboxes: Annotated[tuple[OutboxSettings, ...], BeforeValidator(_not_empty)]
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    # content checker processes shared by every outbox; "auto" (None): one per CPU beyond the first, at most 2
+    checkers: Annotated[int | None, BeforeValidator(_checkers)] = None
     metrics: MetricsSettings | None = None  # Prometheus metrics; off unless set
     notify: NotifySettings | None = None  # messages for people; off unless set
     _warnings: tuple[str, ...] = PrivateAttr(default=())

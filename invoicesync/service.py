@@ -74,7 +74,7 @@ class Service:
         self._status_troubles: list[str] | None = None  # what systemd's STATUS= last said
         self._mounts: dict[Path, str | None] = {}  # each root prepared once, with its mount at the time
         self._final_tally = {"sent": 0, "failed": 0, "in_flight": 0, "waiting": 0}
-        self._checkers = Checkers(log=self.log)  # content checks, shared by every outbox
+        self._checkers = Checkers(workers=config.checkers, log=self.log)  # content checks, every outbox
         self._metrics: Metrics | None = None
         self._messenger: Messenger | None = None
         self._running = False
