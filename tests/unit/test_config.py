@@ -645,6 +645,4 @@ def test_checkers_is_auto_or_a_number(home: Path) -> None:
     assert load_config(write(home, "checkers: auto\n" + minimal()), environ={}, cwd=home).checkers is None
     assert load_config(write(home, "checkers: 4\n" + minimal()), environ={}, cwd=home).checkers == 4
     problems = problems_of(write(home, "checkers: many\n" + minimal()))
-    assert problems == [
-        'checkers: must be "auto" or a whole number of checker processes from 1 to 64, got "many"'
-    ] or any("checkers" in problem and "auto" in problem for problem in problems), problems
+    assert any(problem.startswith("checkers:") and '"auto"' in problem for problem in problems), problems
