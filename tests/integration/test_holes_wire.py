@@ -14,12 +14,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from invoicesync.config import load_config
-from invoicesync.errors import TransientError
+from invoicesync.errors import TransientError, UnknownOutcome
+from invoicesync.marketplaces.kaufland import KauflandMarketplace
 from invoicesync.marketplaces.octopia import OctopiaMarketplace
 from invoicesync.sandbox import Sandbox, SandboxOptions
 from invoicesync.service import Service
 from tests.badfiles import sample_pdf
 from tests.conftest import wait_for
+from tests.contract.marketplace import one_pdf_batch
 from tests.harness import drop, files_in, write_config
 
 Serve = Callable[[socket.socket], None]
@@ -174,3 +176,21 @@ def test_an_upload_listed_late_after_a_late_lost_answer_is_found_not_sent_again(
     names = [event["event"] for event in events]
     assert "lost_upload_found" in names and "lost_upload_absent" not in names
     assert [row["fileName"] for row in received] == ["LATE0001.pdf"]  # one import, one upload
+
+
+def test_kaufland_reads_and_uploads_trickled_back_are_cut_at_the_deadline(
+    server: Callable[[Serve], str], tmp_path: Path
+) -> None:
+    """The same deadline holds for the Kaufland client: a read answered one byte at a time is a passing
+    trouble; an upload answered so is a lost answer (the order is read again before anything is re-sent)."""
+    base = server(trickle)
+    client = KauflandMarketplace(
+        base_url=f"{base}/v2", client_key="key", read_secret=lambda: "secret", request_deadline_seconds=1
+    )
+    started = time.monotonic()
+    with pytest.raises(TransientError):
+        client.check_online()
+    with pytest.raises(UnknownOutcome):
+        client.submit(one_pdf_batch("MTRICKLE1", tmp_path))
+    assert time.monotonic() - started < 30  # five read attempts and one upload of at most 1 s each
+    client.close()
