@@ -13,7 +13,8 @@ ends in failed/, which costs the same. Reported side by side, in one run:
   to its end; and the no-checking bulk script (bench/baseline.py) for reference. Files per second, ratio;
 - the peak PSS of `once`'s whole process tree (a second run, sampled every 20 ms).
 
-Prints a table; asserts nothing. Says why and stops when ../shared/realworld is absent.
+Prints a table; asserts nothing. Says why and stops when ../shared/realworld is absent (a clone elsewhere
+finds it through INVOICESYNC_REALWORLD). `bench/run.py` runs it too, as its `realworld` figure.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ from bench.common import (
 from bench.footprint import tree_pss_peak
 from invoicesync.checks.content import judge_bytes
 
-REALWORLD = REPO.parent / "shared" / "realworld"
+# a clone elsewhere than beside ../shared: set INVOICESYNC_REALWORLD
+REALWORLD = Path(os.environ.get("INVOICESYNC_REALWORLD", REPO.parent / "shared" / "realworld"))
 SETTLE_SECONDS = 0.2  # in `once` and waited by the baseline too: the comparison leaves it out
 PER_REQUEST = 200  # files per bulk request of the baseline
 CHECK_TARGET_MS = 5.0
@@ -117,7 +119,13 @@ def baseline(folder: Path, token_url: str, base_url: str) -> int:
     return 0
 
 
+def absent() -> bool:
+    return not (REALWORLD / "manifest.json").exists()
+
+
 def measure(files: int) -> list[Row]:
+    if absent():
+        return [Row("realworld", "-", f"skipped: no corpus at {REALWORLD}", verdict="-")]
     sources = valid_sources()
     times = check_times(sources)
     rows = []
@@ -203,7 +211,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.baseline is not None:
         return baseline(args.baseline, args.token_url, args.base_url)
-    if not (REALWORLD / "manifest.json").exists():
+    if absent():
         print(f"skipped: {REALWORLD} is absent (the real-invoice corpus is not on this machine)")
         return 0
     print("| figure | workload | measured | baseline | ratio | target | verdict |")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from bench import footprint, responsiveness, throughput  # after the sys.path line above
+from bench import footprint, realworld, responsiveness, throughput  # after the sys.path line above
 from bench.common import PYTHON, REPO, Row
 
 COLUMNS = ("figure", "workload", "measured", "baseline (same run)", "ratio", "target", "verdict")
@@ -59,6 +59,7 @@ def figures(quick: bool) -> dict[str, Callable[[], list[Row]]]:
         "latency": lambda: responsiveness.latency(drops=5 if quick else 20),
         "recovery": lambda: responsiveness.recovery(finished=100_000, in_flight=1_000),
         "validation": lambda: validation(repeat=5 if quick else 15),
+        "realworld": lambda: realworld.measure(files=2000),
     }
 
 
