@@ -12,16 +12,19 @@ import os
 import re
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from invoicesync import archive
 from invoicesync.checks.content import Rules, kind_of, self_test
-from invoicesync.checks.examine import examine
-from invoicesync.config import Config, FaultSettings, SandboxSettings
+from invoicesync.checks.examine import Examined
+from invoicesync.checks.pool import Checkers
+from invoicesync.config import DEFAULT_CHECK_SECONDS, Config, FaultSettings, SandboxSettings
 from invoicesync.errors import ConfigError, InvoicesyncError, ServiceError
 from invoicesync.journal import journal_problem, orphans_problem
 from invoicesync.model import FileError
@@ -153,26 +156,48 @@ def status(config: Config, *, as_json: bool) -> int:
 
 def validate(args: argparse.Namespace) -> int:
     """The verdict each file would get in an outbox, without a journal or a marketplace: one line per
-    file (and per entry of a ZIP, which the daemon judges one by one), or one JSON object per line."""
+    file (and per entry of a ZIP, which the daemon judges one by one), or one JSON object per line. Files
+    are judged by a checker process, as the daemon judges them: a hostile file is cut off at the outbox's
+    `check_seconds` and cannot crash or exhaust this command."""
     from invoicesync.config import load_config
 
     pattern = DEFAULT_ORDER_PATTERN
     rules = Rules()
+    seconds = DEFAULT_CHECK_SECONDS
     if args.config is not None:
         box = load_config(args.config).outboxes[0]
         pattern = box.files.order_id
         rules = rules_of(box)
+        seconds = box.files.check_seconds
     if args.order_id:
         pattern = _order_pattern(args.order_id)
     failed = 0
-    for path in args.files:
-        for verdict in _verdicts(path, pattern, rules):
-            failed += verdict["verdict"] != "ok"
-            if args.json:
-                print(json.dumps(verdict, ensure_ascii=False), flush=True)
-            else:
-                print(_verdict_line(verdict), flush=True)
+    quiet = structlog.wrap_logger(structlog.ReturnLogger())  # a checker's start and end are not verdicts
+    checkers = Checkers(workers=1, time_limit_seconds=seconds, log=quiet)
+    try:
+        for path in args.files:
+            for verdict in _verdicts(Judge(checkers, pattern, rules), path):
+                failed += verdict["verdict"] != "ok"
+                if args.json:
+                    print(json.dumps(verdict, ensure_ascii=False), flush=True)
+                else:
+                    print(_verdict_line(verdict), flush=True)
+    finally:
+        checkers.close()
     return EXIT_FAILED if failed else EXIT_OK
+
+
+@dataclass(frozen=True)
+class Judge:
+    """How `validate` judges one file: exactly as intake does (`examine`, in a checker process)."""
+
+    checkers: Checkers
+    pattern: re.Pattern[str]
+    rules: Rules
+
+    def __call__(self, path: Path, name: str, *, entry: bool) -> Examined:
+        future = self.checkers.submit(path, name, pattern=self.pattern, rules=self.rules, entry=entry)
+        return future.result()
 
 
 def _verdict_line(verdict: dict[str, Any]) -> str:
@@ -185,27 +210,26 @@ def _verdict_line(verdict: dict[str, Any]) -> str:
     return f"{shown}: ok (order {verdict['order_id']})"
 
 
-def _verdicts(path: Path, pattern: re.Pattern[str], rules: Rules) -> list[dict[str, Any]]:
+def _verdicts(judge: Judge, path: Path) -> list[dict[str, Any]]:
     """The file's verdict; for a safe ZIP, then one per entry, unpacked as the daemon does."""
-    verdict, error = _verdict(path, str(path), pattern, rules, origin=None)
+    verdict, error = _verdict(judge, path, str(path), origin=None)
     if error is not None or kind_of(path.name) != "zip":
         return [verdict]
     with tempfile.TemporaryDirectory(prefix="invoicesync-validate-") as folder:
-        unpacked = archive.unpack(path, Path(folder), rules)
+        unpacked = archive.unpack(path, Path(folder), judge.rules)
         if isinstance(unpacked, FileError):
             return [_failed(verdict, unpacked)]
         rows = [{**verdict, "entries": len(unpacked.entries)}]
         for entry in unpacked.entries:
             name = os.path.basename(entry.name.replace("\\", "/"))  # as intake names an entry
-            rows.append(_verdict(entry.path, name, pattern, rules, origin=str(path))[0])
+            rows.append(_verdict(judge, entry.path, name, origin=str(path))[0])
     return rows
 
 
 def _verdict(
-    path: Path, name: str, pattern: re.Pattern[str], rules: Rules, *, origin: str | None
+    judge: Judge, path: Path, name: str, *, origin: str | None
 ) -> tuple[dict[str, Any], FileError | None]:
-    """One file judged exactly as intake judges it (`examine`)."""
-    found = examine(path, Path(name).name, pattern=pattern, rules=rules, entry=origin is not None)
+    found = judge(path, Path(name).name, entry=origin is not None)
     base: dict[str, Any] = {"file": name, "origin": origin, "order_id": found.order_id}
     if found.size is not None:
         base["size"] = found.size

@@ -113,6 +113,11 @@ def sample_pdf(
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
             b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % content
         )
+    return pdf_of(objects, version=version, tail=tail)
+
+
+def pdf_of(objects: dict[int, bytes], *, version: str = "1.4", tail: bytes = b"\n", root: int = 1) -> bytes:
+    """A PDF of these numbered objects, with a correct cross-reference table (numbers 1..max, all there)."""
     out = bytearray(b"%PDF-" + version.encode() + b"\n%\xe2\xe3\xcf\xd3\n")
     offsets: dict[int, int] = {}
     for number in sorted(objects):
@@ -123,13 +128,31 @@ def sample_pdf(
     out += b"xref\n0 %d\n0000000000 65535 f \n" % size
     for number in range(1, size):
         out += b"%010d 00000 n \n" % offsets[number]
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF" % (size, xref_at)
+    out += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF" % (size, root, xref_at)
     return bytes(out + tail)
 
 
-def slow_pdf(order_id: str, *, lines: int = 100_000) -> bytes:
-    """A valid 2 MB PDF whose first page holds `lines` lines of text: seconds of pypdf text extraction."""
-    return sample_pdf(order_id, text="Invoice line\n" * lines)
+def one_page_pdf(content: bytes, *, compress: bool = False, extra: dict[int, bytes] | None = None) -> bytes:
+    """A one-page PDF showing `content` (PDF operators) in Helvetica; `extra` objects from number 6."""
+    body = zlib.compress(content, 9) if compress else content
+    flate = b" /Filter /FlateDecode" if compress else b""
+    objects = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        4: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        b"/Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>",
+        5: b"<< /Length %d%s >>\nstream\n" % (len(body), flate) + body + b"\nendstream",
+        **(extra or {}),
+    }
+    return pdf_of(objects)
+
+
+def slow_pdf(order_id: str, *, lines: int = 300_000) -> bytes:
+    """A valid PDF of about 16 KB whose page holds `lines` lines of text in one compressed stream: with
+    the default, seconds of PDFium's page and text loading (and some 600 MB of its memory: PDFium keeps
+    every text object of a page, so a hostile page costs memory as well as time)."""
+    return one_page_pdf(_content([f"Order: {order_id}"] + ["Invoice line"] * lines), compress=True)
 
 
 def encrypted_pdf(order_id: str, *, user_password: str, algorithm: str = "RC4-128") -> bytes:
@@ -487,6 +510,92 @@ def _pdf_cases(o: str) -> list[Case]:
     ]
 
 
+CATALOG = b"<< /Type /Catalog /Pages 2 0 R >>"
+HELVETICA = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+
+
+def _stream(body: bytes, extra: bytes = b"") -> bytes:
+    return b"<< /Length %d%s >>\nstream\n" % (len(body), extra) + body + b"\nendstream"
+
+
+def _page(extra: bytes = b"", *, contents: int = 5, xobjects: bytes = b"") -> bytes:
+    resources = b"/Font << /F1 3 0 R >>" + (b" /XObject << " + xobjects + b" >>" if xobjects else b"")
+    return (
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << %s >> /Contents %d 0 R%s >>"
+        % (resources, contents, extra)
+    )
+
+
+def self_drawing_form_pdf(order_id: str) -> bytes:
+    """A page that draws a form which draws itself twice: PDFium follows it 2^n deep, taking memory
+    and time without end; only the checker's time and memory limits stop it."""
+    form = _stream(
+        b"/X Do /X Do",
+        b" /Type /XObject /Subtype /Form /BBox [0 0 1 1] /Resources << /XObject << /X 6 0 R >> >>",
+    )
+    text = _content(default_invoice_text(order_id).split("\n")) + b"\n/X Do"
+    pages = b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>"
+    page = _page(xobjects=b"/X 6 0 R")
+    return pdf_of({1: CATALOG, 2: pages, 3: HELVETICA, 4: page, 5: _stream(text), 6: form})
+
+
+def _pdfium_cases(o: str) -> list[Case]:
+    """Hostile structures for PDFium (native code): each gets a verdict in the process, none crashes it."""
+    text = _stream(_content(default_invoice_text(o).split("\n")))
+    one_kid = b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>"
+
+    def pdf(pages: bytes, *more: tuple[int, bytes]) -> bytes:
+        return pdf_of({1: CATALOG, 2: pages, 3: HELVETICA, **dict(more)})
+
+    broken_font = (
+        b"<< /Type /Font /Subtype /TrueType /BaseFont /Bad /FirstChar 32 /LastChar 126 /Widths [] "
+        b"/FontDescriptor 6 0 R >>"
+    )
+    descriptor = (
+        b"<< /Type /FontDescriptor /FontName /Bad /Flags 32 /FontBBox [0 0 1 1] /ItalicAngle 0 /Ascent 1 "
+        b"/Descent 0 /CapHeight 1 /StemV 1 /FontFile2 7 0 R >>"
+    )
+    garbage_font = _stream(b"\x00\x01\x00\x00" + bytes(range(256)) * 40)
+    return [
+        Case(
+            "pdfium_page_tree_cycle",
+            f"{o}.pdf",
+            pdf(b"<< /Type /Pages /Kids [2 0 R] /Count 1 >>"),
+            "InvalidPdf",
+        ),
+        Case(
+            "pdfium_kid_is_a_font",
+            f"{o}.pdf",
+            pdf(b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>"),
+            "InvalidPdf",
+        ),
+        Case(
+            "pdfium_page_count_lies",
+            f"{o}.pdf",
+            pdf(b"<< /Type /Pages /Kids [4 0 R] /Count 100000 >>", (4, _page()), (5, text)),
+            "InvalidPdf",
+        ),
+        Case(
+            "pdfium_arrays_nested_100000_deep",
+            f"{o}.pdf",
+            pdf(one_kid, (4, _page(b" /Junk " + b"[" * 100_000 + b"]" * 100_000)), (5, text)),
+            None,  # PDFium stops at its nesting limit and drops the value: the page is whole
+        ),
+        Case(
+            "pdfium_contents_array_holds_itself",
+            f"{o}.pdf",
+            pdf(one_kid, (4, _page(contents=6)), (5, text), (6, b"[5 0 R 6 0 R]")),
+            None,  # the loop is cut; the page's own text is read
+        ),
+        Case(
+            "pdfium_embedded_font_is_garbage",
+            f"{o}.pdf",
+            pdf(one_kid, (3, broken_font), (4, _page()), (5, text), (6, descriptor), (7, garbage_font)),
+            None,  # a viewer shows it with a substitute font: no text read is no verdict, not a refusal
+        ),
+    ]
+
+
 def _xml_cases(o: str) -> list[Case]:
     valid = sample_ubl(o)
     xxe = _with_doctype(
@@ -703,7 +812,13 @@ def _type_cases(o: str) -> list[Case]:
 
 @functools.lru_cache(maxsize=4)
 def _catalogue(order_id: str) -> tuple[Case, ...]:
-    return tuple(_type_cases(order_id) + _pdf_cases(order_id) + _xml_cases(order_id) + _zip_cases(order_id))
+    return tuple(
+        _type_cases(order_id)
+        + _pdf_cases(order_id)
+        + _pdfium_cases(order_id)
+        + _xml_cases(order_id)
+        + _zip_cases(order_id)
+    )
 
 
 def catalogue(order_id: str) -> list[Case]:

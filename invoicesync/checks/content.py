@@ -22,8 +22,8 @@ from invoicesync.errors import SchemaUnavailable
 from invoicesync.messages import file_error, unreadable
 from invoicesync.model import FileError, Verdict
 
-# checks.pdf and checks.ubl (pypdf, lxml: about 20 MB) are imported where a PDF or XML is judged: the
-# daemon's main process names rules and opens ZIPs but never judges content itself (its checkers do).
+# checks.pdf and checks.ubl (pypdfium2, pypdf, lxml: about 20 MB) are imported where a PDF or XML is judged:
+# the daemon's main process names rules and opens ZIPs but never judges content itself (its checkers do).
 
 __all__ = ["DEFAULT_ORDER_LABELS", "Rules", "SchemaUnavailable", "judge", "kind_of", "self_test", "sniff"]
 
@@ -208,7 +208,7 @@ def _judge(kind: str, order_id: str | None, stream: BinaryIO, size: int, rules: 
     if kind == "zip":
         return Verdict(kind="zip", error=archive_check(stream, size, rules).error)
 
-    if kind == "pdf":  # pypdf reads from the stream what it needs: a large PDF is never held whole
+    if kind == "pdf":  # PDFium reads from the stream what it needs: a large PDF is never held whole
         from invoicesync.checks.pdf import judge_pdf  # lazily: see the imports
 
         end = stream.seek(0, io.SEEK_END)

@@ -1,19 +1,22 @@
-"""checks.pdf (core): bytes of a .pdf file -> verdict (bytes, pypdf, encryption, pages, order named).
+"""checks.pdf (core): bytes of a .pdf file -> verdict (bytes, PDFium, encryption, pages, order named).
 
-libraries.md §3, in this order:
+In this order:
 
 1. bytes: `%PDF-` within the first 1024 bytes with version 1.0-1.7 or 2.0; the last 1024 bytes end in
    `%%EOF` (trailing whitespace and NULs allowed) and hold `startxref`. A cut-off file fails here.
-2. `pypdf.PdfReader(strict=False)`: any exception is InvalidPdf; `is_encrypted` (owner password only
-   too) and `DependencyError` (AES without `cryptography`) are EncryptedPdf.
-3. the page count: none is InvalidPdf, more than the cap is TooLarge. pypdf's work is bounded by the
-   size cap, the page cap and the number of pages whose text is read; no threads or signals here.
-   A page pypdf cannot find, or whose data pypdf itself calls damaged (PyPdfError, zlib), is InvalidPdf;
-   any other exception inside text extraction is pypdf tripping over an odd but valid font: no text.
-4. the order named: labelled numbers in the text of the first pages ("Order: X", "Bestellnummer X",
-   "N° de commande X") and the buyer's order reference of an embedded Factur-X/ZUGFeRD/UBL XML.
-   Scans have no text and layout splits words, so finding nothing is no verdict: only a positively
-   found other order (and the file's own order found nowhere) is OrderMismatch.
+2. PDFium (`pypdfium2`, the engine of Chrome's viewer) opens it: a document it cannot load is
+   InvalidPdf, one that asks for a password (or uses a security handler it does not know) EncryptedPdf,
+   and so is any encrypted one it opens (owner password only: a policy, as before).
+3. the page count: none is InvalidPdf, more than the cap is TooLarge; the first page must load, as a
+   buyer's viewer loads it.
+4. the order named: the buyer's order reference of an embedded Factur-X/ZUGFeRD/UBL XML decides when
+   there is one; else labelled numbers in the text of the first pages ("Order: X", "Bestellnummer X",
+   "N° de commande X"). Scans have no text and layout splits words, so finding nothing is no verdict:
+   only a positively found other order (and the file's own order found nowhere) is OrderMismatch.
+
+PDFium is native code: it runs in the checker processes, which cut off a hang and outlive a crash
+(`checks.pool`). It decompresses an attachment whole, with no bound, so the XML attachments are read by
+pypdf, whose decompression is bounded (MAX_STREAM_BYTES): that is all pypdf still does here.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from __future__ import annotations
 import functools
 import io
 import re
-import zlib
 from typing import BinaryIO
 
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 from pypdf import PdfReader, apply_configuration
-from pypdf.errors import DependencyError, LimitReachedError, PyPdfError
+from pypdf.errors import LimitReachedError
 
 from invoicesync.checks.ubl import embedded_order_refs, same_order
 from invoicesync.messages import file_error
@@ -34,8 +38,17 @@ from invoicesync.model import FileError, Verdict
 VERSIONS = frozenset({b"1.0", b"1.1", b"1.2", b"1.3", b"1.4", b"1.5", b"1.6", b"1.7", b"2.0"})
 TRAILING = b" \t\r\n\x0c\x00"
 MAX_ATTACHMENTS = 20
-MAX_STREAM_BYTES = 32_000_000  # what one stream may decompress to (pypdf's default is 75 MB)
-DAMAGED = (PyPdfError, zlib.error)  # pypdf's own verdicts on the bytes, and broken compressed streams
+MAX_STREAM_BYTES = 32_000_000  # what one attachment may decompress to (pypdf's default is 75 MB)
+# The text read for the order check, at most, over all pages read. Safe: a dense A4 page holds about
+# 3,000-6,000 characters and an invoice names its order in its header, so the first pages of a real invoice
+# are read whole and the bound never changes a verdict; only a page built to be huge is cut, and for it the
+# bound caps the string and the label search (PDFium's own work is bounded by the pages read and the
+# checker's time limit).
+MAX_TEXT_CHARS = 60_000
+# the offset `startxref` gives, on the last line
+XREF_POINTER = re.compile(rb"(\d{1,15})\s*%%EOF[ \t\r\n\x0c\x00]*$")
+XREF_TABLE = re.compile(rb"xref\s+\d+\s+\d+")  # a table's keyword and its first subsection's header
+LOCKED = (pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY)  # load errors that mean encryption
 
 
 def byte_problem(data: bytes) -> str | None:
@@ -64,20 +77,17 @@ def judge_pdf(
     pages_for_text: int,
     max_pages: int,
 ) -> Verdict:
-    """The verdict on the bytes of a .pdf file, in memory or as a seekable stream (pypdf then reads only
+    """The verdict on the bytes of a .pdf file, in memory or as a seekable stream (PDFium then reads only
     the parts it needs: a large scan is never held whole in memory); never raises."""
+    stream = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
-        with apply_configuration(zlib_maximum_output_length=MAX_STREAM_BYTES):
-            error, order_named = _check(data, order_id, labels, pages_for_text, max_pages)
+        error, order_named = _check(stream, order_id, labels, pages_for_text, max_pages)
     except LimitReachedError as exc:
         error, order_named = _too_much(exc), None
     except MemoryError:
         raise  # `judge` makes it the file's TooLarge, never a pass
-    except Exception as exc:  # whatever the bytes do to pypdf, the file gets a verdict
-        error = file_error(
-            "InvalidPdf", reason="its internal structure is broken", detail=f"{type(exc).__name__}: {exc}"
-        )
-        order_named = None
+    except Exception as exc:  # whatever the bytes do to the parsers, the file gets a verdict
+        error, order_named = _invalid("its internal structure is broken", exc), None
     return Verdict(kind="pdf", error=error, order_named=order_named)
 
 
@@ -106,80 +116,144 @@ def _ends(stream: BinaryIO) -> bytes:
 
 
 def _check(
-    data: bytes | BinaryIO, order_id: str | None, labels: tuple[str, ...], pages_for_text: int, max_pages: int
+    stream: BinaryIO, order_id: str | None, labels: tuple[str, ...], pages_for_text: int, max_pages: int
 ) -> tuple[FileError | None, str | None]:
-    stream = io.BytesIO(data) if isinstance(data, bytes) else data
-    problem = byte_problem(_ends(stream))
+    ends = _ends(stream)
+    problem = byte_problem(ends) or _xref_problem(stream, ends)
     if problem is not None:
         return _invalid(problem), None
+    stream.seek(0)
     try:
-        reader = PdfReader(stream, strict=False)
-        encrypted = reader.is_encrypted
-    except DependencyError as exc:
-        return file_error("EncryptedPdf", detail=f"{type(exc).__name__}: {exc}"), None
-    except (LimitReachedError, MemoryError):
-        raise
-    except Exception as exc:
+        document = pdfium.PdfDocument(stream)
+    except pdfium.PdfiumError as exc:
+        if exc.err_code in LOCKED:
+            return file_error("EncryptedPdf", detail=str(exc)), None
         return _invalid("its internal structure is broken", exc), None
-    if encrypted:
-        return file_error("EncryptedPdf"), None
     try:
-        page_count = len(reader.pages)
-    except (LimitReachedError, MemoryError):
-        raise
-    except Exception as exc:
-        return _invalid("its list of pages is broken", exc), None
-    if page_count == 0:
+        return _read(document, stream, order_id, labels, pages_for_text, max_pages)
+    finally:
+        document.close()
+
+
+def _xref_problem(stream: BinaryIO, ends: bytes) -> str | None:
+    """A cross-reference table whose keyword is where `startxref` points but whose entries are not: a
+    damaged table (a pointer a few bytes off, or to no table at all, is rebuilt by every viewer, PDFium
+    and pypdf alike, and is no verdict)."""
+    pointer = XREF_POINTER.search(ends)
+    if pointer is None:
+        return None
+    stream.seek(int(pointer[1]))
+    found = stream.read(64)
+    if found.startswith(b"xref") and XREF_TABLE.match(found) is None:
+        return "its cross-reference table is damaged"
+    return None
+
+
+def _read(
+    document: pdfium.PdfDocument,
+    stream: BinaryIO,
+    order_id: str | None,
+    labels: tuple[str, ...],
+    pages_for_text: int,
+    max_pages: int,
+) -> tuple[FileError | None, str | None]:
+    if pdfium_c.FPDF_GetSecurityHandlerRevision(document.raw) != -1:
+        return file_error("EncryptedPdf"), None
+    page_count = len(document)
+    if page_count <= 0:
         return _invalid("it has no pages"), None
     if page_count > max_pages:
+        if not _loads(document, page_count - 1):  # a /Count that lies: a broken page tree, not a large file
+            return _invalid("its list of pages is broken"), None
         return file_error(
             "TooLarge", reason=f"it has {page_count:,} pages, more than the {max_pages:,} allowed"
         ), None
+    xml_refs = _attached_order_refs(document, stream)
     text_refs: list[str] = []
-    for index in range(min(pages_for_text, page_count)):
+    chars_left = MAX_TEXT_CHARS
+    for index in range(min(max(pages_for_text, 1), page_count)):
+        # Only as far as needed: an embedded XML decides alone, and a page naming the file's own order
+        # settles it (later text cannot make it a mismatch); the first page is always loaded.
+        wanted = not xml_refs and not _settled(order_id, text_refs) and index < pages_for_text
+        if index > 0 and not wanted:
+            break
         try:
-            page = reader.pages[index]
-        except (LimitReachedError, MemoryError):
-            raise
-        except Exception as exc:
-            return _invalid(f"page {index + 1} cannot be found", exc), None
-        try:
-            text = page.extract_text()
-        except (LimitReachedError, MemoryError):
-            raise
-        except DAMAGED as exc:  # the page's data itself is corrupt
+            page = document[index]
+        except pdfium.PdfiumError as exc:
             return _invalid(f"page {index + 1} cannot be read", exc), None
-        except Exception:  # pypdf tripping over an odd but valid font or layout: no text, no verdict
-            continue
-        text_refs.extend(labelled_orders(text, labels))
-    xml_refs = _attached_order_refs(reader)
+        try:
+            text = _text(page, chars_left) if wanted and chars_left > 0 else ""
+        finally:
+            page.close()
+        chars_left -= len(text)
+        text_refs.extend(ref for ref in labelled_orders(text, labels) if ref not in text_refs)
     return _order_decision(order_id, xml_refs, text_refs)
 
 
-def _attached_order_refs(reader: PdfReader) -> list[str]:
-    """Order references of embedded .xml files; a broken attachment names nothing (no verdict). Only
-    attachments named .xml are decompressed, at most MAX_ATTACHMENTS of them, each within the bound set
-    in `judge_pdf`: one too large to read raises LimitReachedError (the file is TooLarge, not passed)."""
-    found: list[str] = []
+def _loads(document: pdfium.PdfDocument, index: int) -> bool:
     try:
-        attachments = [entry for entry in reader.attachment_list if entry.name.lower().endswith(".xml")]
-    except (LimitReachedError, MemoryError):
-        raise
-    except Exception:
-        return found
-    for attachment in attachments[:MAX_ATTACHMENTS]:
+        document[index].close()
+    except pdfium.PdfiumError:
+        return False
+    return True
+
+
+def _settled(order_id: str | None, text_refs: list[str]) -> bool:
+    if order_id is None:
+        return bool(text_refs)
+    return any(order_in(ref, order_id) for ref in text_refs)
+
+
+def _text(page: pdfium.PdfPage, max_chars: int) -> str:
+    """The page's text, at most `max_chars` of it; a page PDFium cannot read text from has none (a scan,
+    an odd font): no text is no verdict."""
+    try:
+        textpage = page.get_textpage()
+    except pdfium.PdfiumError:
+        return ""
+    try:
+        count = min(textpage.count_chars(), max_chars)
+        return textpage.get_text_range(0, count) if count > 0 else ""
+    finally:
+        textpage.close()
+
+
+def _attached_order_refs(document: pdfium.PdfDocument, stream: BinaryIO) -> list[str]:
+    """Order references of embedded .xml files; a broken attachment names nothing (no verdict). PDFium
+    finds their names; pypdf decompresses only those named .xml, at most MAX_ATTACHMENTS of them, each
+    within MAX_STREAM_BYTES: one too large to read raises LimitReachedError (the file is TooLarge)."""
+    named_xml = False
+    for index in range(document.count_attachments()):
         try:
-            content = attachment.content
+            name = document.get_attachment(index).get_name()
+        except pdfium.PdfiumError:
+            continue
+        named_xml = named_xml or name.lower().endswith(".xml")
+    if not named_xml:
+        return []
+    stream.seek(0)
+    with apply_configuration(zlib_maximum_output_length=MAX_STREAM_BYTES):
+        try:
+            reader = PdfReader(stream, strict=False)
+            attachments = [entry for entry in reader.attachment_list if entry.name.lower().endswith(".xml")]
         except (LimitReachedError, MemoryError):
             raise
-        except Exception:  # a broken stream is not the PDF's verdict
-            continue
-        try:
-            found.extend(embedded_order_refs(content))
-        except MemoryError:
-            raise
-        except Exception:  # an odd embedded XML is not the PDF's verdict
-            continue
+        except Exception:  # PDFium opened it; pypdf's trouble with it is not the PDF's verdict
+            return []
+        found: list[str] = []
+        for attachment in attachments[:MAX_ATTACHMENTS]:
+            try:
+                content = attachment.content
+            except (LimitReachedError, MemoryError):
+                raise
+            except Exception:  # a broken stream is not the PDF's verdict
+                continue
+            try:
+                found.extend(embedded_order_refs(content))
+            except MemoryError:
+                raise
+            except Exception:  # an odd embedded XML is not the PDF's verdict
+                continue
     return found
 
 

@@ -1,9 +1,10 @@
 """checks.pool (shell): content checks in worker processes, each file with a time limit.
 
 `examine` runs in `invoicesync.checks.child` child processes, one file at a time each, so that:
-- a month-end burst is checked on every core (pypdf is pure Python: threads would share one core);
-- a file that makes pypdf or lxml spin is cut off at `time_limit_seconds` and refused as `TooLarge`,
-  instead of stalling its outbox for good;
+- a month-end burst is checked on every core, and the daemon's own loop keeps its core;
+- PDFium (native code) and lxml run outside the daemon: a file that makes one spin (or grow: a checker's
+  address space is capped) is cut off at `time_limit_seconds` and refused as `TooLarge`, instead of
+  stalling its outbox for good;
 - a file that crashes the parser (or gets its checker killed) costs a checker, not the daemon: it is tried
   once more in a fresh checker, then refused as damaged.
 

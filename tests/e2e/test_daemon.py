@@ -174,7 +174,7 @@ def test_checks_that_cannot_run_refuse_no_file_and_once_says_so(tmp_path: Path) 
 def test_a_file_whose_check_takes_too_long_fails_and_the_others_go_on(tmp_path: Path) -> None:
     config = write_config(tmp_path, outbox_overrides={"files": {"check_seconds": 1}})
     root = tmp_path / "shop"
-    drop(root, "SLOW0001.pdf", slow_pdf("SLOW0001"))  # seconds of pypdf text extraction
+    drop(root, "SLOW0001.pdf", slow_pdf("SLOW0001"))  # seconds of PDFium's text loading
     drop(root, "FAST0001.pdf", sample_pdf("FAST0001"))
     result = invoicesync("once", "-c", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:]

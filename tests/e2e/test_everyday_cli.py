@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.badfiles import sample_pdf, self_drawing_form_pdf
 from tests.e2e.conftest import invoicesync
+from tests.harness import write_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,3 +41,20 @@ def test_the_samples_validate_as_their_readme_says() -> None:
     result = invoicesync("validate", *samples, cwd=REPO)
     assert result.returncode == 0, result.stdout
     assert "validate samples/*.pdf samples/*.xml" in (REPO / "samples" / "README.md").read_text()
+
+
+def test_validate_judges_in_a_checker_so_a_hostile_pdf_is_cut_off(tmp_path: Path) -> None:
+    """Issue 17: PDFium is native code, so `validate` judges as the daemon does, in a checker process: a
+    PDF that sends PDFium into endless work gets TooLarge at the outbox's check_seconds, the next file
+    its verdict, and the command neither hangs nor grows."""
+    config = write_config(tmp_path, outbox_overrides={"files": {"check_seconds": 2}})
+    hostile, good = tmp_path / "A1B2C3.pdf", tmp_path / "A1B2C4.pdf"
+    hostile.write_bytes(self_drawing_form_pdf("A1B2C3"))
+    good.write_bytes(sample_pdf("A1B2C4"))
+    result = invoicesync("validate", "-c", str(config), str(hostile), str(good), cwd=tmp_path, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        f"{hostile}: TooLarge: The file is too large: checking it took longer than 2 s.",
+        f"{good}: ok (order A1B2C4)",
+    ]
+    assert "Traceback" not in result.stderr

@@ -25,7 +25,7 @@ from invoicesync.checks.examine import examine
 from invoicesync.checks.pool import Checkers
 from invoicesync.errors import CheckerUnavailable
 from invoicesync.naming import DEFAULT_ORDER_PATTERN
-from tests.badfiles import sample_pdf, sample_ubl, slow_pdf
+from tests.badfiles import sample_pdf, sample_ubl, self_drawing_form_pdf, slow_pdf
 from tests.conftest import wait_for
 
 PATTERN = re.compile(DEFAULT_ORDER_PATTERN)
@@ -112,8 +112,24 @@ def test_a_file_over_the_time_limit_is_refused_and_the_next_is_checked(tmp_path:
         pool.close()
 
 
+def test_a_pdf_that_sends_pdfium_into_endless_work_is_cut_off_and_the_next_is_checked(tmp_path: Path) -> None:
+    """PDFium follows a form that draws itself twice 2^n deep (gigabytes within seconds): the checker's time
+    limit cuts it off (its memory cap would end it soon after), and the next file is judged."""
+    pool = Checkers(workers=1, time_limit_seconds=2, log=structlog.get_logger("test"))
+    try:
+        hostile = write(tmp_path, "ORDER000001.pdf", self_drawing_form_pdf("ORDER000001"))
+        good = write(tmp_path, "ORDER000002.pdf", sample_pdf("ORDER000002"))
+        refused = pool.submit(hostile, hostile.name, pattern=PATTERN, rules=RULES, entry=False)
+        after = pool.submit(good, good.name, pattern=PATTERN, rules=RULES, entry=False)
+        verdict = refused.result(timeout=60)
+        assert after.result(timeout=60).error is None
+        assert verdict.error is not None and verdict.error.code == "TooLarge", verdict.error
+    finally:
+        pool.close()
+
+
 def test_a_checker_killed_once_is_replaced_and_the_file_still_judged(tmp_path: Path, pool: Checkers) -> None:
-    slow = write(tmp_path, "ORDER000001.pdf", slow_pdf("ORDER000001", lines=20_000))
+    slow = write(tmp_path, "ORDER000001.pdf", slow_pdf("ORDER000001", lines=150_000))
     with capture_logs() as logs:
         future = pool.submit(slow, slow.name, pattern=PATTERN, rules=RULES, entry=False)
         kill_while_checking(pool, slow)
