@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from types import FrameType
@@ -66,6 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     once.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     check = with_config("check", "check configuration, folders, filesystems and permissions")
     check.add_argument("--online", action="store_true", help="also get a marketplace token")
+    inbox = with_config(
+        "inbox", "one inbox pass now: fetch the invoices the marketplaces issued to the seller"
+    )
+    inbox.add_argument(
+        "--since", type=_day, metavar="YYYY-MM-DD", help="list from this day, whatever earlier passes found"
+    )
+    inbox.add_argument(
+        "--refetch", metavar="INVOICE_ID", help="fetch this invoice again, even if fetched before"
+    )
+    inbox.add_argument("--outbox", metavar="NAME", help="only this outbox (default: each with inbox enabled)")
     status = with_config("status", "show each outbox: waiting, in flight, sent and failed today")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -150,6 +161,13 @@ def _load(path: Path | None) -> Config:
     return load_config(path or default_config_path(os.environ))
 
 
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a day such as 2026-01-01, not {text!r}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -187,6 +205,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return commands.check(config, online=args.online)
     if args.command == "status":
         return commands.status(config, as_json=args.json)
+    if args.command == "inbox":
+        return commands.inbox(config, since=args.since, refetch=args.refetch, only=args.outbox)
     return _serve(config, args, progress)
 
 

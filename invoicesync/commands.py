@@ -13,6 +13,7 @@ import re
 import sys
 import tempfile
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -148,10 +149,73 @@ def status(config: Config, *, as_json: bool) -> int:
             print(f"  STOPPED: {row['problem']}")
         if row["last_error"]:
             print(f"  last error: {row['last_error']}")
+        if row.get("inbox"):
+            print(f"  inbox: {_inbox_line(row['inbox'])}")
         for former, count in row["former_roots"].items():
             files = "1 file" if count == 1 else f"{count} files"
             print(f"  NOTE: {files} in flight under the former root {former}: finished there (root changed)")
     return EXIT_OK
+
+
+def inbox(config: Config, *, since: date | None, refetch: str | None, only: str | None) -> int:
+    """One inbox pass for each outbox with `inbox.enabled` (or only `only`): one summary line each; exit 1
+    when a pass left invoices unfetched or ended on an error (said below its line)."""
+    from invoicesync.inbox.runner import run_once  # only this command and the daemon need it
+
+    boxes = [box for box in config.outboxes if (box.name == only if only else box.inbox.enabled)]
+    source = str(config.source)
+    if only and not boxes:
+        raise ConfigError(source, [f"no outbox is named {only!r}"])
+    if not boxes:
+        raise ConfigError(
+            source,
+            ["no outbox has its inbox enabled (inbox: {enabled: true, since: 2026-01-01} in an outbox)"],
+        )
+    if not boxes[0].inbox.enabled:
+        raise ConfigError(
+            source, [f"outboxes[{boxes[0].name}].inbox.enabled: the inbox of this outbox is off"]
+        )
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    sandbox = Sandbox.start(sandbox_options(config)) if any(box.uses_sandbox for box in boxes) else None
+    log = structlog.get_logger("invoicesync")
+    incomplete = 0
+    try:
+        for box in boxes:
+            result = run_once(
+                box, config.state_dir, sandbox, log.bind(outbox=box.name), since=since, refetch=refetch
+            )
+            if result is None:
+                raise ServiceError(
+                    "Another inbox pass is running on this state directory (the daemon's); "
+                    "try again when it ends."
+                )
+            counts = result.counts
+            print(
+                f"{box.name}: found={counts.found} new={counts.new} fetched={counts.fetched} "
+                f"failed={counts.failed} requests={counts.requests} retries={counts.retries} "
+                f"{'complete' if result.complete else 'INCOMPLETE'}",
+                flush=True,
+            )
+            if result.error:
+                print(f"  error: {result.error}", flush=True)
+            incomplete += not result.complete
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+    return EXIT_FAILED if incomplete else EXIT_OK
+
+
+def _inbox_line(inbox: dict[str, Any]) -> str:
+    held = f"{inbox['stored']} invoice{'' if inbox['stored'] == 1 else 's'} fetched so far"
+    last = inbox.get("last_pass")
+    if not last:
+        return f"no pass yet; {held}"
+    state = "complete" if last["complete"] else "incomplete" if last["ended_at"] else "running or cut short"
+    line = (
+        f"last pass {last['started_at']}: found={last['found']} new={last['new']} fetched={last['fetched']} "
+        f"failed={last['failed']} ({state}); {held}"
+    )
+    return f"{line}; error: {last['error']}" if last.get("error") else line
 
 
 def validate(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ import re
 import stat
 import urllib.parse
 from collections.abc import Mapping
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from types import UnionType
@@ -386,6 +387,22 @@ class PollSettings(_Settings):
         return self
 
 
+class InboxSettings(_Settings):
+    """The invoices the marketplace issues to the seller, fetched into `<root>/inbox/`; off unless enabled."""
+
+    enabled: bool = False
+    since: date | None = None  # the first day fetched from; needed when enabled
+    every_seconds: PositiveSeconds = Field(default=6 * 3600.0, validation_alias="every")
+
+    @model_validator(mode="after")
+    def _since_when_enabled(self) -> InboxSettings:
+        if self.enabled and self.since is None:
+            raise ValueError(
+                "since: the first day to fetch invoices from (e.g. 2026-01-01) is needed when enabled"
+            )
+        return self
+
+
 class OutboxSettings(_Settings):
     name: Annotated[str, BeforeValidator(_outbox_name)]
     root: AbsolutePath
@@ -397,6 +414,7 @@ class OutboxSettings(_Settings):
     watch: WatchSettings = Field(default_factory=WatchSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     poll: PollSettings = Field(default_factory=PollSettings)
+    inbox: InboxSettings = Field(default_factory=InboxSettings)
 
     @model_validator(mode="after")
     def _one_marketplace(self) -> OutboxSettings:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from invoicesync.notify import Messenger
 from invoicesync.config import Config, OutboxSettings
 from invoicesync.errors import InvoicesyncError, ServiceError
+from invoicesync.inbox.runner import InboxRunner
 from invoicesync.journal import journal_problem, orphans_problem
 from invoicesync.marketplaces import Marketplace
 from invoicesync.marketplaces.deadline import abort_all, resume_all
@@ -69,6 +70,7 @@ class Service:
         self._reload = threading.Event()
         self._round_done = threading.Event()  # set by the loop threads only, never by a signal handler
         self._loops: list[Loop] = []
+        self._inboxes: list[InboxRunner] = []  # `run` only: `once` delivers, `invoicesync inbox` fetches
         self._sandbox: Sandbox | None = None
         self._status_written: dict[str, Any] = {}
         self._status_troubles: list[str] | None = None  # what systemd's STATUS= last said
@@ -216,6 +218,14 @@ class Service:
                 target=self._run_loop, args=(loop,), name=f"outbox-{loop.worker.name}", daemon=True
             )
             loop.thread.start()
+        if not self.once:
+            for box in self.config.outboxes:
+                if box.inbox.enabled:
+                    runner = InboxRunner(
+                        box, self.config.state_dir, self._sandbox, self.log.bind(outbox=box.name)
+                    )
+                    runner.start()
+                    self._inboxes.append(runner)
 
     def _build(self, box: OutboxSettings) -> Loop:
         # A root already prepared (a reload) is not prepared again: its share may be unmounted now, and
@@ -365,6 +375,9 @@ class Service:
         self._status_written = status
 
     def _stop_loops(self) -> None:
+        for runner in self._inboxes:  # a download under way ends first (its file is whole or not there)
+            runner.stop()
+        self._inboxes = []
         for loop in self._loops:
             loop.stop.set()
             loop.wake.set()

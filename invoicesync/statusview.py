@@ -7,12 +7,14 @@ two never disagree.
 from __future__ import annotations
 
 import os
+import sqlite3
 from datetime import datetime
 from datetime import time as day_time
 from pathlib import Path
 from typing import Any
 
 from invoicesync.config import Config
+from invoicesync.inbox.journal import INBOX_JOURNAL_NAME, InboxJournal
 from invoicesync.journal import OutboxFigures, outbox_figures
 from invoicesync.naming import is_ignored
 from invoicesync.statedir import JOURNAL_NAME, daemon_running, read_status
@@ -38,8 +40,29 @@ def status_rows(config: Config) -> tuple[bool, list[dict[str, Any]]]:
         figures = outbox_figures(journal_path, box.name, root=box.root, since=midnight)
         row = _outbox_status(box.name, box.root, box.files.ignore, figures, live)
         row["why_waiting"] = _why_waiting(row, box.files.empty_after_seconds, figures, live)
+        row["inbox"] = _inbox(config.state_dir / INBOX_JOURNAL_NAME, box.name) if box.inbox.enabled else None
         rows.append(row)
     return running, rows
+
+
+def _inbox(path: Path, outbox: str) -> dict[str, Any]:
+    """The last inbox pass and how many invoices the inbox fetched (read-only; nothing yet: zeros)."""
+    if not path.exists():
+        return {"last_pass": None, "stored": 0}
+    journal = InboxJournal(path, read_only=True)
+    try:
+        last = journal.last_pass(outbox)
+        stored = journal.stored_count(outbox)
+    except sqlite3.Error:  # made by a daemon starting right now: nothing to show yet
+        return {"last_pass": None, "stored": 0}
+    finally:
+        journal.close()
+    if last is None:
+        return {"last_pass": None, "stored": stored}
+    shown = {key: getattr(last, key) for key in last.__slots__}
+    for key in ("started_at", "ended_at", "window_start", "window_end"):
+        shown[key] = None if shown[key] is None else shown[key].isoformat(timespec="seconds")
+    return {"last_pass": shown, "stored": stored}
 
 
 def _why_waiting(

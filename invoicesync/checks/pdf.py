@@ -31,12 +31,11 @@ import pypdfium2.raw as pdfium_c
 from pypdf import PdfReader, apply_configuration
 from pypdf.errors import LimitReachedError
 
+from invoicesync.checks.pdfbytes import byte_problem
 from invoicesync.checks.ubl import embedded_order_refs, same_order
 from invoicesync.messages import file_error
 from invoicesync.model import FileError, Verdict
 
-VERSIONS = frozenset({b"1.0", b"1.1", b"1.2", b"1.3", b"1.4", b"1.5", b"1.6", b"1.7", b"2.0"})
-TRAILING = b" \t\r\n\x0c\x00"
 MAX_ATTACHMENTS = 20
 MAX_STREAM_BYTES = 32_000_000  # what one attachment may decompress to (pypdf's default is 75 MB)
 # The text read for the order check, at most, over all pages read. Safe: a dense A4 page holds about
@@ -49,24 +48,6 @@ MAX_TEXT_CHARS = 60_000
 XREF_POINTER = re.compile(rb"(\d{1,15})\s*%%EOF[ \t\r\n\x0c\x00]*$")
 XREF_TABLE = re.compile(rb"xref\s+\d+\s+\d+")  # a table's keyword and its first subsection's header
 LOCKED = (pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY)  # load errors that mean encryption
-
-
-def byte_problem(data: bytes) -> str | None:
-    """Why the raw bytes cannot be a whole PDF, or None."""
-    head = data[:1024]
-    start = head.find(b"%PDF-")
-    if start < 0:
-        return "it does not start like a PDF"
-    version = head[start + 5 : start + 8]
-    if version not in VERSIONS or head[start + 8 : start + 9].isdigit():
-        shown = version.decode("ascii", "replace")
-        return f"it claims PDF version {shown}, which is not 1.0 to 1.7 or 2.0"
-    tail = data[-1024:]
-    if not tail.rstrip(TRAILING).endswith(b"%%EOF"):
-        return "it is cut off (the end of the file is missing)"
-    if b"startxref" not in tail:
-        return "it is cut off or damaged (its cross-reference pointer is missing)"
-    return None
 
 
 def judge_pdf(

@@ -182,6 +182,36 @@ def read_within(
     )
 
 
+class TooLargeAnswer(httpx.ReadError):
+    """A download that grew past its cap: stopped, never held."""
+
+
+def stream_into(
+    response: httpx.Response,
+    sink: BinaryIO,
+    *,
+    deadline: float,
+    clock: Callable[[], float],
+    max_bytes: int,
+    on_read: Callable[[], None] = lambda: None,
+) -> int:
+    """Write a streamed answer's body into `sink` (emptied first) unless `deadline` passes (then
+    `httpx.ReadTimeout`) or it grows past `max_bytes` (`TooLargeAnswer`); a connection that ends before
+    the promised length raises httpx's own `RemoteProtocolError`. Returns the bytes written."""
+    sink.seek(0)
+    sink.truncate()
+    size = 0
+    for chunk in response.iter_bytes():
+        on_read()
+        size += len(chunk)
+        if size > max_bytes:
+            raise TooLargeAnswer(f"the answer is larger than {max_bytes:,} bytes", request=response.request)
+        sink.write(chunk)
+        if clock() > deadline:
+            raise httpx.ReadTimeout("the answer took longer than its deadline", request=response.request)
+    return size
+
+
 # Failures before a connection carried anything: repeating an upload after them cannot duplicate it.
 # LocalProtocolError: the request was refused by httpx itself (an illegal header), before a byte left.
 NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.LocalProtocolError)

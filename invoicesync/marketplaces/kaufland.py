@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -62,6 +62,9 @@ from invoicesync.model import (
     ImportStatus,
     Submission,
 )
+
+if TYPE_CHECKING:
+    from invoicesync.marketplaces.kaufland_inbox import KauflandInbox
 
 ACCEPTED_KINDS = ("pdf",)  # Kaufland takes PDF invoices only
 # An unanswered upload is re-sent only when the order, read at least this long after the answer was given
@@ -312,6 +315,20 @@ class KauflandMarketplace:
             detail, _ = problem_of(response)
             raise TransientError(f"Kaufland answered {response.status_code} to a signed read: {detail}")
 
+    def inbox(self) -> KauflandInbox:
+        """The invoices Kaufland issues on deemed-supplier orders, through this client, key and rate."""
+        from invoicesync.marketplaces.kaufland_inbox import KauflandInbox  # only an inbox pass needs it
+
+        return KauflandInbox(
+            base_url=self._base_url,
+            call=self._call,
+            client=self._client,
+            wait_turn=self._limiter.wait,
+            raise_blocked=self._raise_blocked,
+            clock=self._clock,
+            progress=lambda: self.progress(),
+        )
+
     def close(self) -> None:
         self._client.close()
 
@@ -412,7 +429,9 @@ class KauflandMarketplace:
             request.headers.pop("Transfer-Encoding", None)
         return request
 
-    def _call(self, method: str, url: str, *, purpose: str) -> httpx.Response:
+    def _call(
+        self, method: str, url: str, *, purpose: str, on_attempt: Callable[[int], None] = lambda _: None
+    ) -> httpx.Response:
         """A bodiless call (GET, DELETE), signed afresh for each attempt; network errors, 429 and 5xx are
         repeated (a GET or a DELETE may be); the answer is returned whatever its status."""
         retrying = stamina.retry_context(
@@ -425,6 +444,7 @@ class KauflandMarketplace:
                 with attempt:
                     self._limiter.wait()
                     self.progress()
+                    on_attempt(attempt.num)
                     request = self._signed(
                         method, url, b"", lambda uri, ts: sign(method, uri, b"", ts, self._read_secret())
                     )

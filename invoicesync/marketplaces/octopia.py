@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote
 
 import httpx
@@ -57,6 +57,9 @@ __all__ = [
     "parse_problem",
     "parse_retry_after",
 ]
+
+if TYPE_CHECKING:
+    from invoicesync.marketplaces.octopia_inbox import OctopiaInbox
 
 PAGE_SIZE = 100
 MAX_PAGES = 50
@@ -463,6 +466,19 @@ class OctopiaMarketplace:
 
     def check_online(self) -> None:
         self.auth.renew()
+
+    def inbox(self) -> OctopiaInbox:
+        """The invoices Octopia issues to the seller, through this client and token."""
+        from invoicesync.marketplaces.octopia_inbox import OctopiaInbox  # only an inbox pass needs it
+
+        return OctopiaInbox(
+            client=self._client,
+            auth=self.auth,
+            base_url=self._base_url,
+            raise_blocked=self._raise_blocked,
+            clock=self._clock,
+            progress=lambda: self.progress(),
+        )
 
     def close(self) -> None:
         self._client.close()

@@ -118,6 +118,19 @@ class Sandbox:
     def kaufland_orders(self) -> dict[str, list[dict[str, Any]]]:
         return self._state.kaufland.all_orders()
 
+    def issued(self) -> list[dict[str, Any]]:
+        """Every invoice the simulated Octopia issued to the seller: [{"invoiceId", "issuedAt", "sha256",
+        "size"}], oldest first (what a complete inbox holds)."""
+        return self._state.issued.listed()
+
+    def issue_cycle(self) -> list[str]:
+        """Octopia issues one more billing cycle now; returns its invoice ids."""
+        return self._state.issued.new_cycle()
+
+    def kaufland_issue(self, order_id: str) -> dict[str, Any]:
+        """Kaufland issues one more deemed-supplier invoice on `order_id` (with its `sha256`)."""
+        return self._state.kaufland.add_deemed(order_id, self.kaufland_url.removesuffix(KAUFLAND_API))
+
     def stats(self) -> dict[str, Any]:
         """{"token_requests": n, "requests": {route: n}, "faults": {kind: n}, "imports": n}."""
         return self._state.stats()

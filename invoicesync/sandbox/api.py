@@ -11,6 +11,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
@@ -30,6 +31,7 @@ from invoicesync.sandbox.multipart import (
     split_header_value,
 )
 from invoicesync.sandbox.state import (
+    DOWNLOAD_CUT,
     DROP_AFTER_ACCEPT,
     RATE_LIMIT,
     SERVER_ERROR,
@@ -44,6 +46,8 @@ ROUTE_BULK = "POST /order-invoice-imports"
 ROUTE_ORDER = "POST /orders/{orderId}/invoice-documents"
 ROUTE_LIST = "GET /order-invoice-imports"
 ROUTE_GET = "GET /order-invoice-imports/{importId}"
+ROUTE_OPERATIONS = "GET /operations"
+ROUTE_DOCUMENT = "GET /invoices/{invoiceId}/documents"
 MAX_FORM_BYTES = 64 * 1024
 _SELLER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _INVALID_TOKEN = ("WWW-Authenticate", 'Bearer realm="maas", error="invalid_token"')
@@ -66,6 +70,9 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
     delay_seconds: float = 0.0  # a slowed answer
     drop: bool = False  # close the connection without answering at all
+    cut_after: int | None = (
+        None  # send the headers and this many bytes of the body, then close (a download cut)
+    )
 
 
 NOT_FOUND = Response(404, b"Not Found\n", "text/plain; charset=utf-8")
@@ -110,6 +117,10 @@ def match_route(method: str, path: str) -> tuple[str, str | None] | None:
         return ROUTE_GET, unquote(segments[1])
     if len(segments) == 3 and segments[0] == "orders" and segments[1] and segments[2] == "invoice-documents":
         return (ROUTE_ORDER, unquote(segments[1])) if method == "POST" else None
+    if segments == ["operations"] and method == "GET":
+        return ROUTE_OPERATIONS, None
+    if len(segments) == 3 and segments[0] == "invoices" and segments[1] and segments[2] == "documents":
+        return (ROUTE_DOCUMENT, unquote(segments[1])) if method == "GET" else None
     return None
 
 
@@ -122,7 +133,7 @@ def handle(state: SandboxState, request: Request) -> Response:
         return NOT_FOUND
     name, parameter = route
     state.count_request(name, token=name == ROUTE_TOKEN)
-    plan = state.draw_faults(upload=name in (ROUTE_BULK, ROUTE_ORDER))
+    plan = state.draw_faults(upload=name in (ROUTE_BULK, ROUTE_ORDER, ROUTE_DOCUMENT))
     delay = state.options.slow_seconds if plan.slow else 0.0
     if plan.answer is not None:
         answer = _fault(state, plan.answer, request.path)
@@ -135,6 +146,16 @@ def handle(state: SandboxState, request: Request) -> Response:
     elif name == ROUTE_GET:
         found = state.store.get(parameter or "", hidden_seconds=state.options.list_delay_seconds)
         answer = json_response(200, found) if found else problem(404, "Unknown import.", request.path)
+    elif name == ROUTE_OPERATIONS:
+        answer = _operations(state, request)
+    elif name == ROUTE_DOCUMENT:
+        pdf = state.issued.pdf(parameter or "")
+        if pdf is None:
+            return problem(404, "This invoice has no document.", request.path)
+        if plan.drop:  # the download is cut half-way: headers and half the bytes, then the connection ends
+            state.count_fault(DOWNLOAD_CUT)
+            return Response(200, pdf, "application/pdf", cut_after=len(pdf) // 2, delay_seconds=delay)
+        answer = Response(200, pdf, "application/pdf")
     else:
         answer = _upload(state, request, parameter if name == ROUTE_ORDER else None)
         if plan.drop and answer.status == 201:
@@ -143,8 +164,49 @@ def handle(state: SandboxState, request: Request) -> Response:
     return Response(answer.status, answer.body, answer.content_type, answer.headers, delay_seconds=delay)
 
 
+def _operations(state: SandboxState, request: Request) -> Response:
+    """Financial operations changed within [changedAtMin, changedAtMax], a page at a time (pageIndex from
+    0, pageSize default 20, at most 100); 400 without a full window, as the financial report page says."""
+    params = parse_qs(request.query)
+    window = [_instant((params.get(key) or [""])[0]) for key in ("changedAtMin", "changedAtMax")]
+    if window[0] is None or window[1] is None:
+        return problem(400, "A full changedAtMin + changedAtMax window (ISO 8601) is required.", request.path)
+    try:
+        index = int((params.get("pageIndex") or ["0"])[0])
+        size = int((params.get("pageSize") or ["20"])[0])
+    except ValueError:
+        return problem(400, "pageIndex and pageSize must be whole numbers.", request.path)
+    if index < 0 or not 1 <= size <= 100:
+        return problem(400, "pageIndex must be 0 or more and pageSize 1 to 100.", request.path)
+    operations = state.issued.operations(window[0], window[1])
+    page = operations[index * size : (index + 1) * size]
+    total = sum(float(operation["totalAmount"]) for operation in operations)
+    return json_response(
+        200,
+        {
+            "items": page,
+            "pageIndex": index,
+            "pageSize": size,
+            "itemsCount": len(operations),
+            "common": {"totalAmount": total},
+        },
+    )
+
+
+def _instant(text: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 def _introspect(state: SandboxState, request: Request) -> Response:
     path = request.path
+    if path == "/_sandbox/issued/cycle" and request.method == "POST":
+        return json_response(200, {"issued": state.issued.new_cycle()})
+    if path == "/_sandbox/issued" and request.method == "GET":
+        return json_response(200, {"invoices": state.issued.listed()})
     if request.method != "GET":
         return NOT_FOUND
     if path == "/_sandbox/received":

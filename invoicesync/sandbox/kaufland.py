@@ -24,13 +24,20 @@ from invoicesync.sandbox.api import NOT_FOUND, Request, Response, json_response
 from invoicesync.sandbox.checks import order_known
 from invoicesync.sandbox.kaufland_store import FILES_PATH
 from invoicesync.sandbox.multipart import MAX_BODY_BYTES
-from invoicesync.sandbox.state import DROP_AFTER_ACCEPT, RATE_LIMIT, SERVER_ERROR, UNAVAILABLE_EMPTY
+from invoicesync.sandbox.state import (
+    DOWNLOAD_CUT,
+    DROP_AFTER_ACCEPT,
+    RATE_LIMIT,
+    SERVER_ERROR,
+    UNAVAILABLE_EMPTY,
+)
 
 if TYPE_CHECKING:
     from invoicesync.sandbox.state import SandboxState
 
 KAUFLAND_API = "/kaufland/v2"
 INTROSPECT_PATH = "/kaufland/_sandbox/orders"  # every order's invoices, without auth (tests, benchmarks)
+DEEMED_PATH = "/kaufland/_sandbox/deemed/"  # POST …/{order}: Kaufland issues one more invoice on the order
 MAX_SKEW_SECONDS = 300
 RATE_LIMITED = "rate_limited"  # a call over the per-second limit (not an injected fault)
 UPLOAD_KEYS = {"original_name", "mime_type", "data"}
@@ -45,10 +52,15 @@ def _problem(
 
 def handle(state: SandboxState, request: Request) -> Response:
     """The answer to one call under /kaufland/."""
+    origin = f"http://{request.headers.get('host', '')}"
+    state.kaufland.issue_deemed(state.options.deemed_supplier_orders, origin)
     if request.path.startswith(FILES_PATH):
         return _file(state, request)
     if request.path == INTROSPECT_PATH and request.method == "GET":
         return json_response(200, {"orders": state.kaufland.all_orders(), "uploads": state.kaufland.uploads})
+    if request.path.startswith(DEEMED_PATH) and request.method == "POST":  # a new deemed-supplier invoice
+        order_id = unquote(request.path[len(DEEMED_PATH) :])
+        return json_response(200, {"data": _shown(state.kaufland.add_deemed(order_id, origin))})
     options = state.options
     segments = (
         request.path[len(KAUFLAND_API) + 1 :].split("/")
@@ -134,16 +146,7 @@ def _refusal(state: SandboxState, request: Request, body: bytes) -> Response | N
 def _answer(state: SandboxState, request: Request, route: str, segments: list[str], body: bytes) -> Response:
     options, store = state.options, state.kaufland
     if route == "list":
-        params = parse_qs(request.query)
-        limit = int(params.get("limit", ["30"])[0] or 30)
-        every = [i for invoices in store.all_orders().values() for i in invoices][:limit]
-        return json_response(
-            200,
-            {
-                "data": [_shown(i) for i in every],
-                "pagination": {"offset": 0, "limit": limit, "total": len(every)},
-            },
-        )
+        return _list(store.all_orders(), parse_qs(request.query))
     order_id = unquote(segments[1])
     known = order_known(order_id, options.orders)
     deemed = order_id in options.deemed_supplier_orders
@@ -169,6 +172,30 @@ def _answer(state: SandboxState, request: Request, route: str, segments: list[st
     if store.delete(order_id, invoice_id):
         return Response(204)
     return _problem(404, "Invoice not found.", "not-found")
+
+
+def _list(orders: dict[str, list[dict[str, Any]]], params: dict[str, list[str]]) -> Response:
+    """Every order's invoices, oldest first, from `ts_created_from_iso` on, `limit` (1-100, default 30) from
+    `offset`."""
+    try:
+        limit = int((params.get("limit") or ["30"])[0])
+        offset = int((params.get("offset") or ["0"])[0])
+    except ValueError:
+        return _problem(400, "limit and offset must be whole numbers.", "validation-error")
+    if not 1 <= limit <= 100 or offset < 0:
+        return _problem(400, "limit must be 1 to 100 and offset 0 or more.", "validation-error")
+    since = (params.get("ts_created_from_iso") or [""])[0]
+    every = sorted(
+        (i for invoices in orders.values() for i in invoices if not since or i["ts_created_iso"] >= since),
+        key=lambda i: (i["ts_created_iso"], i["id_invoice"]),
+    )
+    return json_response(
+        200,
+        {
+            "data": [_shown(i) for i in every[offset : offset + limit]],
+            "pagination": {"offset": offset, "limit": limit, "total": len(every)},
+        },
+    )
 
 
 def _upload(state: SandboxState, request: Request, order_id: str, body: bytes, deemed: bool) -> Response:
@@ -213,7 +240,20 @@ def _shown(invoice: dict[str, Any]) -> dict[str, Any]:
 
 
 def _file(state: SandboxState, request: Request) -> Response:
+    """An invoice's bytes behind its `url` (no signature: the token is the key), with the same faults as
+    the API; a drop cuts the download half-way."""
+    state.count_request("kaufland file")
+    plan = state.draw_faults(upload=True)
+    delay = state.options.slow_seconds if plan.slow else 0.0
+    if plan.answer is not None:
+        answer = _fault(plan.answer)
+        return Response(answer.status, answer.body, answer.content_type, answer.headers, delay_seconds=delay)
     invoice_id = request.path[len(FILES_PATH) :]
     token = parse_qs(request.query).get("access_token", [""])[0]
     data = state.kaufland.file(invoice_id, token)
-    return NOT_FOUND if data is None else Response(200, data, "application/pdf")
+    if data is None:
+        return NOT_FOUND
+    if plan.drop:
+        state.count_fault(DOWNLOAD_CUT)
+        return Response(200, data, "application/pdf", cut_after=len(data) // 2, delay_seconds=delay)
+    return Response(200, data, "application/pdf", delay_seconds=delay)

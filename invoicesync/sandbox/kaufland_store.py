@@ -15,6 +15,8 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
+from invoicesync.sandbox.issued import invoice_pdf
+
 FILES_PATH = "/kaufland/files/"
 
 
@@ -26,6 +28,7 @@ class KauflandStore:
         self._invoices: dict[str, list[dict[str, Any]]] = {}
         self._files: dict[str, tuple[str, bytes]] = {}  # id_invoice -> (access token, bytes)
         self._next_id = 1000
+        self._deemed_issued: set[str] = set()  # deemed-supplier orders given Kaufland's own invoice
         self._calls: deque[float] = deque()  # monotonic times of the calls of the last second
         self.uploads = 0
 
@@ -41,7 +44,14 @@ class KauflandStore:
             return True
 
     def add(
-        self, order_id: str, name: str, data: bytes, *, origin: str, storefront: str = "de"
+        self,
+        order_id: str,
+        name: str,
+        data: bytes,
+        *,
+        origin: str,
+        storefront: str = "de",
+        deemed: bool = False,
     ) -> dict[str, Any]:
         token = secrets.token_urlsafe(16)
         with self._lock:
@@ -52,7 +62,7 @@ class KauflandStore:
                 "id_invoice": invoice_id,
                 "id_order": order_id,
                 "storefront": storefront,
-                "is_marketplace_deemed_supplier": False,
+                "is_marketplace_deemed_supplier": deemed,
                 "original_name": name,
                 "mime_type": "application/pdf",
                 "url": f"{origin}{FILES_PATH}{invoice_id}?access_token={token}",
@@ -63,6 +73,18 @@ class KauflandStore:
             self._invoices.setdefault(order_id, []).append(invoice)
             self._files[str(invoice_id)] = (token, data)
         return dict(invoice)
+
+    def issue_deemed(self, orders: frozenset[str], origin: str) -> None:
+        """Kaufland's own invoice on each deemed-supplier order that has none yet (the buyer's invoice)."""
+        with self._lock:
+            missing = sorted(order for order in orders if order not in self._deemed_issued)
+            self._deemed_issued.update(missing)
+        for order_id in missing:
+            self.add_deemed(order_id, origin)
+
+    def add_deemed(self, order_id: str, origin: str) -> dict[str, Any]:
+        lines = [f"Kaufland (sandbox) - invoice to the buyer of order {order_id}", "Deemed supplier"]
+        return self.add(order_id, f"kaufland-{order_id}.pdf", invoice_pdf(lines), origin=origin, deemed=True)
 
     def invoices(self, order_id: str) -> list[dict[str, Any]]:
         with self._lock:

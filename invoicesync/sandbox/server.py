@@ -126,6 +126,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
+        if self.command != "HEAD" and answer.cut_after is not None:
+            self.wfile.write(answer.body[: answer.cut_after])
+            self.wfile.flush()
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         if self.command != "HEAD":
             self.wfile.write(answer.body)
         if unread:

@@ -18,6 +18,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from invoicesync.sandbox.imports import ImportStore
+from invoicesync.sandbox.issued import IssuedStore
 from invoicesync.sandbox.kaufland_store import KauflandStore
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ UNAVAILABLE_EMPTY = "unavailable_empty"  # 503, empty body
 RATE_LIMIT = "rate_limit"  # 429 + Retry-After
 SLOW = "slow"
 DROP_AFTER_ACCEPT = "drop_after_accept"
+DOWNLOAD_CUT = "download_cut"  # a download's connection ended half-way (drop_after_accept_rate of downloads)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class SandboxState:
         self._rate_limits = 0
         self.store = ImportStore()
         self.kaufland = KauflandStore()
+        self.issued = IssuedStore()
         self.stopping = threading.Event()
 
     @property

@@ -8,6 +8,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.badfiles import sample_pdf, sample_ubl, slow_pdf
 from tests.conftest import wait_for
 from tests.e2e.conftest import REPO, Daemon, invoicesync
@@ -147,13 +149,15 @@ def test_checker_processes_end_with_the_daemon_stopped_or_killed(
         shutil.rmtree(root / "sent")
 
 
-def test_checks_that_cannot_run_refuse_no_file_and_once_says_so(tmp_path: Path) -> None:
-    """pypdf broken for the checkers only (the daemon's own process never loads it): a broken installation
-    is not the files' fault, so nothing goes to failed/; `once` says why and exits 1, and a later run with
-    the installation mended sends them."""
+@pytest.mark.parametrize("library", ["pypdf", "pypdfium2"])
+def test_checks_that_cannot_run_refuse_no_file_and_once_says_so(tmp_path: Path, library: str) -> None:
+    """A PDF library broken for the checkers only (the daemon's own process never loads one): a broken
+    installation is not the files' fault, so nothing goes to failed/; `once` says why and exits 1, and a
+    later run with the installation mended sends them."""
     broken = tmp_path / "broken"
-    (broken / "pypdf").mkdir(parents=True)
-    (broken / "pypdf" / "__init__.py").write_text('raise ImportError("this pypdf is broken on purpose")\n')
+    (broken / library).mkdir(parents=True)
+    said = f"this {library} is broken on purpose"
+    (broken / library / "__init__.py").write_text(f"raise ImportError({said!r})\n")
     config = write_config(tmp_path)
     root = tmp_path / "shop"
     drop(root, "BRKN0001.pdf", sample_pdf("BRKN0001"))
@@ -163,7 +167,7 @@ def test_checks_that_cannot_run_refuse_no_file_and_once_says_so(tmp_path: Path) 
     assert "Traceback" not in result.stdout + result.stderr
     events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     unavailable = [event for event in events if event["event"] == "checks_unavailable"]
-    assert len(unavailable) == 1 and "this pypdf is broken on purpose" in unavailable[0]["reason"]
+    assert len(unavailable) == 1 and said in unavailable[0]["reason"]
     assert result.stdout.strip().splitlines()[-1] == "sent=0 failed=0 in_flight=2 waiting=0"
     assert files_in(root, "failed") == [] and len(leftovers(root)) == 2
     mended = invoicesync("once", "-c", str(config), cwd=tmp_path)

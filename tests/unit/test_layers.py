@@ -22,8 +22,10 @@ CORE = [
     "messages",
     "pause",
     "step",
+    "inbox.plan",
     "checks.content",
     "checks.pdf",
+    "checks.pdfbytes",
     "checks.ubl",
     "checks.zipsafety",
 ]
