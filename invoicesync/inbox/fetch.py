@@ -57,9 +57,6 @@ class InboxPass:
     def run(self, *, since: date | None = None, refetch: str | None = None) -> PassResult:
         """One pass; `since` lists from that day whatever passes ran before, `refetch` fetches that
         invoice again even when it was stored (and lists from `since` to find it)."""
-        self.folder.ensure()
-        if removed := self.folder.clean_partials():
-            self.log.info("inbox_partials_removed", files=removed)
         if refetch is not None:
             self.journal.refetch(self.outbox, refetch)
         started = self.now()
@@ -75,8 +72,11 @@ class InboxPass:
         error: str | None = None
         stopped = False
         try:
+            self.folder.ensure()
+            if removed := self.folder.clean_partials():
+                self.log.info("inbox_partials_removed", files=removed)
             listed: dict[str, Issued] = {}
-            for piece in plan.split(window):
+            for piece in plan.split(window) if self.source.windowed else [window]:
                 for invoice in self.source.issued(piece.start, piece.end):
                     listed.setdefault(invoice.invoice_id, invoice)
             tally["found"] = len(listed)
@@ -114,6 +114,8 @@ class InboxPass:
             error = str(exc)
         except MarketplaceError as exc:
             error = str(exc)
+        except OSError as exc:  # inbox/ itself (a file, a link, a share gone): said, tried again later
+            error = f"The inbox folder {self.folder.path} cannot be used: {exc.strerror or exc}."
         traffic = self.source.traffic
         counts = PassCounts(**tally, requests=traffic.requests, retries=traffic.retries)
         complete = error is None and not stopped and tally["failed"] == 0

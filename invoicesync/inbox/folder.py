@@ -78,6 +78,9 @@ class InboxFolder:
         self._rules = rules
 
     def ensure(self) -> None:
+        """Make inbox/ (not through a link: what a link points to is not this root's)."""
+        if self.path.is_symlink():
+            raise OSError(f"{self.path} is a symbolic link; make it a folder")
         self.path.mkdir(exist_ok=True)
 
     def clean_partials(self) -> int:

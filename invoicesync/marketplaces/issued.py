@@ -47,6 +47,7 @@ class Traffic:
 class InboxSource(Protocol):
     name: str
     traffic: Traffic
+    windowed: bool  # lists within [since, until]: a long window is asked in pieces (else from `since` on)
 
     def issued(self, since: datetime, until: datetime) -> list[Issued]:
         """Every invoice issued (or changed) from `since` to `until`, each once."""

@@ -36,6 +36,7 @@ def _public(invoice: dict[str, Any]) -> dict[str, Any]:
 
 class KauflandInbox:
     name = "kaufland"
+    windowed = False  # the list filters on a start only: one listing from `since` covers the window
 
     def __init__(
         self,

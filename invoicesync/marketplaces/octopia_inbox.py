@@ -75,6 +75,7 @@ def invoice_id_of(operation: dict[str, Any]) -> str | None:
 
 class OctopiaInbox:
     name = "octopia"
+    windowed = True
 
     def __init__(
         self,

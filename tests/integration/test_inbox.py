@@ -212,3 +212,13 @@ def test_an_answer_of_another_shape_is_a_loud_error_not_an_empty_inbox() -> None
     with pytest.raises(ShapeChanged, match="holds no list of operations") as raised:
         inbox.issued(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
     assert b"financialReport" in raised.value.raw
+
+
+def test_an_inbox_that_is_a_link_is_not_written_through(tmp_path: Path, sandbox: Sandbox) -> None:
+    box = outbox(tmp_path, "octopia")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (box.root / "inbox").symlink_to(elsewhere)
+    result = one_pass(box, sandbox)
+    assert not result.complete and result.error is not None and "symbolic link" in result.error
+    assert list(elsewhere.iterdir()) == []
