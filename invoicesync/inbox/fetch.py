@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -80,7 +80,15 @@ class InboxPass:
                 for invoice in self.source.issued(piece.start, piece.end):
                     listed.setdefault(invoice.invoice_id, invoice)
             tally["found"] = len(listed)
-            usable = [invoice for invoice in listed.values() if invoice.file_name]
+            proposed = {
+                invoice.invoice_id: invoice.file_name for invoice in listed.values() if invoice.file_name
+            }
+            names = plan.assign_names(proposed, self.journal.names(self.outbox))
+            usable = [
+                replace(invoice, file_name=names[invoice.invoice_id])
+                for invoice in listed.values()
+                if invoice.file_name
+            ]
             for invoice in listed.values():
                 if not invoice.file_name:
                     tally["failed"] += 1
@@ -107,13 +115,13 @@ class InboxPass:
                     tally["fetched"] += 1
                 else:
                     tally["failed"] += 1
-        except ShapeChanged as exc:
+        except (
+            OutboxBlocked,
+            MarketplaceError,
+        ) as exc:  # refused credentials too: the pass ends
             error = str(exc)
-            self._keep_raw(exc.raw)
-        except OutboxBlocked as exc:
-            error = str(exc)
-        except MarketplaceError as exc:
-            error = str(exc)
+            if isinstance(exc, ShapeChanged):
+                self._keep_raw(exc.raw)
         except OSError as exc:  # inbox/ itself (a file, a link, a share gone): said, tried again later
             error = f"The inbox folder {self.folder.path} cannot be used: {exc.strerror or exc}."
         traffic = self.source.traffic
@@ -155,10 +163,8 @@ class InboxPass:
                 "marketplace_said": invoice.about,
             }
             placed = self.folder.place(partial, invoice.file_name, sidecar)
-        except (MarketplaceError, NotAnInvoice, OSError) as exc:
+        except (MarketplaceError, NotAnInvoice, OSError) as exc:  # OutboxBlocked ends the pass: not caught
             partial.unlink(missing_ok=True)
-            if isinstance(exc, OutboxBlocked):
-                raise
             self.log.warning("inbox_invoice_failed", invoice_id=invoice.invoice_id, reason=_reason(exc))
             return False
         first = placed[0]

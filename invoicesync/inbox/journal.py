@@ -101,6 +101,12 @@ class InboxJournal:
             rows = self._db.execute("SELECT invoice_id, state FROM invoices WHERE outbox = ?", (outbox,))
             return dict(rows.fetchall())
 
+    def names(self, outbox: str) -> dict[str, str]:
+        """invoice id -> the file name it was given, for every invoice the outbox's inbox knows."""
+        with self._lock:
+            rows = self._db.execute("SELECT invoice_id, file_name FROM invoices WHERE outbox = ?", (outbox,))
+            return dict(rows.fetchall())
+
     def remember(self, outbox: str, marketplace: str, found: list[tuple[str, str]], now: datetime) -> int:
         """Record each (invoice id, file name) not yet known as `found`; returns how many were new."""
         with self._lock:

@@ -8,6 +8,7 @@ not move the window on, so they are listed (and their download addresses renewed
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -48,3 +49,22 @@ def next_pass_at(last_started: datetime | None, clean: bool, every_seconds: floa
         return now
     wait = every_seconds if clean else min(RETRY_SECONDS, every_seconds)
     return last_started + timedelta(seconds=wait)
+
+
+def assign_names(proposed: dict[str, str], known: dict[str, str]) -> dict[str, str]:
+    """Each listed invoice's file name: the one the journal gave it before, else the proposed one, unless
+    that equals another invoice's name but for case (`octopia-AB1.pdf`, `octopia-ab1.pdf`: one file on a
+    case-insensitive share, where the second rename would replace the first); then `<stem>-<8 hex of the
+    id's SHA-256>.pdf`, stable from pass to pass."""
+    taken = {name.casefold(): invoice_id for invoice_id, name in known.items()}
+    names: dict[str, str] = {}
+    for invoice_id, name in sorted(proposed.items()):
+        if invoice_id in known:
+            names[invoice_id] = known[invoice_id]
+            continue
+        if taken.get(name.casefold(), invoice_id) != invoice_id:
+            stem = name.removesuffix(".pdf")
+            name = f"{stem}-{hashlib.sha256(invoice_id.encode()).hexdigest()[:8]}.pdf"
+        taken[name.casefold()] = invoice_id
+        names[invoice_id] = name
+    return names

@@ -13,7 +13,16 @@ from hypothesis import strategies as st
 
 from invoicesync.config import load_config
 from invoicesync.errors import ConfigError
-from invoicesync.inbox.plan import OVERLAP, RETRY_SECONDS, WINDOW, Window, next_pass_at, pass_window, split
+from invoicesync.inbox.plan import (
+    OVERLAP,
+    RETRY_SECONDS,
+    WINDOW,
+    Window,
+    assign_names,
+    next_pass_at,
+    pass_window,
+    split,
+)
 from invoicesync.marketplaces.issued import file_name
 
 NOW = datetime(2026, 12, 4, 6, 0, tzinfo=UTC)
@@ -74,3 +83,18 @@ def test_an_inbox_enabled_without_since_is_refused_with_its_path(tmp_path: Path)
     path.write_text(yaml.safe_dump({"state_dir": str(tmp_path / "state"), "outboxes": [box]}))
     inbox = load_config(path).outboxes[0].inbox
     assert (inbox.since, inbox.every_seconds) == (date(2026, 1, 1), 7200.0)
+
+
+@given(
+    ids=st.lists(st.text(alphabet="aAbB1", min_size=1, max_size=3), min_size=1, max_size=8, unique=True),
+    known_count=st.integers(min_value=0, max_value=8),
+)
+def test_names_never_clash_but_for_case_and_stay_what_they_were(ids: list[str], known_count: int) -> None:
+    """Two invoice ids that differ only by case would be one file on a case-insensitive share."""
+    proposed = {invoice_id: f"octopia-{invoice_id}.pdf" for invoice_id in ids}
+    known = assign_names(dict(list(proposed.items())[:known_count]), {})
+    names = assign_names(proposed, known)
+    assert set(names) == set(ids)
+    assert len({name.casefold() for name in names.values()}) == len(names)
+    assert all(names[invoice_id] == name for invoice_id, name in known.items())
+    assert assign_names(proposed, names) == names  # the next pass gives each the same name
