@@ -31,7 +31,7 @@ import pypdfium2.raw as pdfium_c
 from pypdf import PdfReader, apply_configuration
 from pypdf.errors import LimitReachedError
 
-from invoicesync.checks.pdfbytes import byte_problem
+from invoicesync.checks.pdfbytes import byte_problem, ends_of
 from invoicesync.checks.ubl import embedded_order_refs, same_order
 from invoicesync.messages import file_error
 from invoicesync.model import FileError, Verdict
@@ -85,21 +85,10 @@ def _invalid(reason: str, exc: BaseException | None = None) -> FileError:
     return file_error("InvalidPdf", reason=reason, detail=detail)
 
 
-def _ends(stream: BinaryIO) -> bytes:
-    """The first and the last 1024 bytes (all of a small file): what `byte_problem` looks at."""
-    size = stream.seek(0, io.SEEK_END)
-    stream.seek(0)
-    if size <= 2048:
-        return stream.read()
-    head = stream.read(1024)
-    stream.seek(size - 1024)
-    return head + stream.read(1024)
-
-
 def _check(
     stream: BinaryIO, order_id: str | None, labels: tuple[str, ...], pages_for_text: int, max_pages: int
 ) -> tuple[FileError | None, str | None]:
-    ends = _ends(stream)
+    ends = ends_of(stream)
     problem = byte_problem(ends) or _xref_problem(stream, ends)
     if problem is not None:
         return _invalid(problem), None

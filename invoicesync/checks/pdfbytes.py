@@ -8,6 +8,9 @@ process, which never loads a PDF library).
 
 from __future__ import annotations
 
+import io
+from typing import BinaryIO
+
 VERSIONS = frozenset({b"1.0", b"1.1", b"1.2", b"1.3", b"1.4", b"1.5", b"1.6", b"1.7", b"2.0"})
 TRAILING = b" \t\r\n\x0c\x00"
 
@@ -28,3 +31,14 @@ def byte_problem(data: bytes) -> str | None:
     if b"startxref" not in tail:
         return "it is cut off or damaged (its cross-reference pointer is missing)"
     return None
+
+
+def ends_of(stream: BinaryIO) -> bytes:
+    """The first and the last 1024 bytes (all of a small file): what `byte_problem` looks at."""
+    size = stream.seek(0, io.SEEK_END)
+    stream.seek(0)
+    if size <= 2048:
+        return stream.read()
+    head = stream.read(1024)
+    stream.seek(size - 1024)
+    return head + stream.read(1024)

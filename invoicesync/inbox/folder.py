@@ -19,7 +19,7 @@ from typing import Any
 
 from invoicesync import archive
 from invoicesync.checks.content import Rules
-from invoicesync.checks.pdfbytes import byte_problem
+from invoicesync.checks.pdfbytes import byte_problem, ends_of
 from invoicesync.outbox import fsync_dir
 
 PARTIAL_PREFIX = ".invoicesync-"
@@ -37,17 +37,6 @@ class Placed:
     size: int
 
 
-def _ends(path: Path) -> bytes:
-    with open(path, "rb") as stream:
-        size = stream.seek(0, os.SEEK_END)
-        stream.seek(0)
-        if size <= 2048:
-            return stream.read()
-        head = stream.read(1024)
-        stream.seek(size - 1024)
-        return head + stream.read(1024)
-
-
 def _digest(path: Path) -> tuple[str, int]:
     with open(path, "rb") as stream:
         return hashlib.file_digest(stream, "sha256").hexdigest(), os.fstat(stream.fileno()).st_size
@@ -63,7 +52,8 @@ def _fsync(path: Path) -> None:
 
 def pdf_problem(path: Path) -> str | None:
     """Why the file is not a whole PDF (the byte checks of the outbox), or None."""
-    ends = _ends(path)
+    with open(path, "rb") as stream:
+        ends = ends_of(stream)
     if not ends:
         return "it is empty"
     if not ends.startswith(b"%PDF-"):

@@ -19,6 +19,7 @@ import stamina
 import structlog
 
 from invoicesync.logs import redact_text
+from invoicesync.marketplaces.deadline import within
 
 # Write timeouts are per chunk and httpx has no total deadline: callers bound whole operations themselves.
 DEFAULT_TIMEOUT = httpx.Timeout(10, connect=5, write=60, pool=5)
@@ -210,6 +211,28 @@ def stream_into(
         if clock() > deadline:
             raise httpx.ReadTimeout("the answer took longer than its deadline", request=response.request)
     return size
+
+
+def download(
+    client: httpx.Client,
+    url: str,
+    sink: BinaryIO,
+    *,
+    seconds: float,
+    clock: Callable[[], float],
+    max_bytes: int,
+    on_read: Callable[[], None] = lambda: None,
+    auth: httpx.Auth | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """GET `url`, a 200's body streamed into `sink` (`stream_into`), any other answer read whole (an error
+    is small), all within `seconds`; the answer is returned whatever its status."""
+    deadline = clock() + seconds
+    with within(seconds), client.stream("GET", url, auth=auth, headers=headers) as streamed:
+        if streamed.status_code == 200:
+            stream_into(streamed, sink, deadline=deadline, clock=clock, max_bytes=max_bytes, on_read=on_read)
+            return streamed
+        return read_within(streamed, deadline=deadline, clock=clock)
 
 
 # Failures before a connection carried anything: repeating an upload after them cannot duplicate it.

@@ -19,8 +19,7 @@ import httpx
 import stamina
 
 from invoicesync.errors import TransientError
-from invoicesync.marketplaces.deadline import within
-from invoicesync.marketplaces.http import Refused, read_within, retry_hook, stream_into
+from invoicesync.marketplaces.http import Refused, download, retry_hook
 from invoicesync.marketplaces.issued import Issued, ShapeChanged, Traffic, file_name
 
 PAGE_LIMIT = 100  # the most `limit` allows (kaufland.md: 1-100)
@@ -124,22 +123,17 @@ class KauflandInbox:
                 with attempt:
                     self._wait_turn()
                     self._count(attempt.num)
-                    deadline = self._clock() + DOWNLOAD_DEADLINE_SECONDS
-                    with (
-                        within(DOWNLOAD_DEADLINE_SECONDS),
-                        self._client.stream("GET", invoice.download_url) as streamed,
-                    ):
-                        if streamed.status_code == 200:
-                            stream_into(
-                                streamed,
-                                sink,
-                                deadline=deadline,
-                                clock=self._clock,
-                                max_bytes=max_bytes,
-                                on_read=self._progress,
-                            )
-                            return str(streamed.headers.get("content-type", ""))
-                        response = read_within(streamed, deadline=deadline, clock=self._clock)
+                    response = download(
+                        self._client,
+                        invoice.download_url,
+                        sink,
+                        seconds=DOWNLOAD_DEADLINE_SECONDS,
+                        clock=self._clock,
+                        max_bytes=max_bytes,
+                        on_read=self._progress,
+                    )
+                    if response.status_code == 200:
+                        return str(response.headers.get("content-type", ""))
                     if response.status_code == 429 or response.status_code >= 500:
                         raise Refused(response)
                     raise TransientError(

@@ -26,7 +26,7 @@ import stamina
 from invoicesync.errors import TransientError
 from invoicesync.marketplaces.auth import TokenAuth
 from invoicesync.marketplaces.deadline import within
-from invoicesync.marketplaces.http import Refused, describe, read_within, retry_hook, stream_into
+from invoicesync.marketplaces.http import Refused, describe, download, read_within, retry_hook
 from invoicesync.marketplaces.issued import Issued, ShapeChanged, Traffic, file_name
 
 # ---- what the financial report page leaves unstated (octopia.md, "Financial report API") ------------
@@ -163,25 +163,19 @@ class OctopiaInbox:
             for attempt in retrying:
                 with attempt:
                     self._count(attempt.num)
-                    deadline = self._clock() + DOWNLOAD_DEADLINE_SECONDS
-                    headers = {"Accept": "application/pdf, application/zip, */*"}
-                    with (
-                        within(DOWNLOAD_DEADLINE_SECONDS),
-                        self._client.stream(
-                            "GET", invoice.download_url, auth=self._auth, headers=headers
-                        ) as streamed,
-                    ):
-                        if streamed.status_code == 200:
-                            stream_into(
-                                streamed,
-                                sink,
-                                deadline=deadline,
-                                clock=self._clock,
-                                max_bytes=max_bytes,
-                                on_read=self._progress,
-                            )
-                            return str(streamed.headers.get("content-type", ""))
-                        response = read_within(streamed, deadline=deadline, clock=self._clock)
+                    response = download(
+                        self._client,
+                        invoice.download_url,
+                        sink,
+                        seconds=DOWNLOAD_DEADLINE_SECONDS,
+                        clock=self._clock,
+                        max_bytes=max_bytes,
+                        on_read=self._progress,
+                        auth=self._auth,
+                        headers={"Accept": "application/pdf, application/zip, */*"},
+                    )
+                    if response.status_code == 200:
+                        return str(response.headers.get("content-type", ""))
                     if response.status_code == 429 or response.status_code >= 500:
                         raise Refused(response)
                     if response.status_code != 404:  # 404: the document is not there yet (documented)
