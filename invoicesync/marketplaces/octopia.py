@@ -396,7 +396,7 @@ class OctopiaMarketplace:
             )
         return url
 
-    def _get(self, url: str) -> httpx.Response:
+    def _get(self, url: str, on_attempt: Callable[[int], None] = lambda _: None) -> httpx.Response:
         """GET with retries on network errors, 429 and 5xx; the answer is returned whatever its status."""
         retrying = stamina.retry_context(
             on=retry_hook(cap_seconds=RETRY_AFTER_CAP_SECONDS, errors=(httpx.TransportError,)),
@@ -408,6 +408,7 @@ class OctopiaMarketplace:
             for attempt in retrying:
                 with attempt:
                     self._progress()
+                    on_attempt(attempt.num)
                     seconds = min(self._deadline_seconds, GET_DEADLINE_SECONDS)
                     deadline = self._clock() + seconds
                     with within(seconds), self._client.stream("GET", url, auth=self.auth) as streamed:
@@ -472,6 +473,7 @@ class OctopiaMarketplace:
         from invoicesync.marketplaces.octopia_inbox import OctopiaInbox  # only an inbox pass needs it
 
         return OctopiaInbox(
+            get=self._get,
             client=self._client,
             auth=self.auth,
             base_url=self._base_url,

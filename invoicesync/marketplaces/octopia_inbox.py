@@ -25,8 +25,7 @@ import stamina
 
 from invoicesync.errors import TransientError
 from invoicesync.marketplaces.auth import TokenAuth
-from invoicesync.marketplaces.deadline import within
-from invoicesync.marketplaces.http import Refused, describe, download, read_within, retry_hook
+from invoicesync.marketplaces.http import Refused, describe, download, retry_hook
 from invoicesync.marketplaces.issued import Issued, ShapeChanged, Traffic, file_name
 
 # ---- what the financial report page leaves unstated (octopia.md, "Financial report API") ------------
@@ -38,7 +37,6 @@ INVOICE_ID_KEYS = ("invoiceId", "invoiceReference", "relatedInvoiceId")  # what 
 MAX_PAGES = 10_000
 ATTEMPTS = 5
 CALL_TIMEOUT_SECONDS = 60.0  # all attempts of one call together
-READ_DEADLINE_SECONDS = 30.0  # one answer, headers to last byte
 DOWNLOAD_DEADLINE_SECONDS = 300.0  # one PDF download, headers to last byte
 RETRY_AFTER_CAP_SECONDS = 30.0
 
@@ -80,6 +78,7 @@ class OctopiaInbox:
     def __init__(
         self,
         *,
+        get: Callable[..., httpx.Response],
         client: httpx.Client,
         auth: TokenAuth,
         base_url: str,
@@ -87,7 +86,7 @@ class OctopiaInbox:
         clock: Callable[[], float],
         progress: Callable[[], None],
     ) -> None:
-        self._client, self._auth, self._base_url = client, auth, base_url.rstrip("/")
+        self._get, self._client, self._auth, self._base_url = get, client, auth, base_url.rstrip("/")
         self._raise_blocked, self._clock, self._progress = raise_blocked, clock, progress
         self.traffic = Traffic()
 
@@ -105,8 +104,9 @@ class OctopiaInbox:
                     "pageSize": PAGE_SIZE,
                 }
             )
-            response = self._call(f"{self._base_url}/operations?{query}", "listing financial operations")
+            response = self._get(f"{self._base_url}/operations?{query}", on_attempt=self._count)
             if response.status_code != 200:
+                self._raise_blocked(response)
                 raise TransientError(
                     f"Octopia answered {response.status_code} to GET /operations; the pass is repeated later."
                 )
@@ -187,34 +187,6 @@ class OctopiaInbox:
             raise TransientError(f"Octopia kept answering {exc.status_code} for {what}.") from None
         except httpx.TransportError as exc:
             raise TransientError(f"Could not download {what} from Octopia ({describe(exc)}).") from None
-        raise AssertionError("unreachable: stamina returns or raises")
-
-    def _call(self, url: str, purpose: str) -> httpx.Response:
-        retrying = stamina.retry_context(
-            on=retry_hook(cap_seconds=RETRY_AFTER_CAP_SECONDS, errors=(httpx.TransportError,)),
-            attempts=ATTEMPTS,
-            timeout=CALL_TIMEOUT_SECONDS,
-        )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    self._count(attempt.num)
-                    deadline = self._clock() + READ_DEADLINE_SECONDS
-                    with (
-                        within(READ_DEADLINE_SECONDS),
-                        self._client.stream("GET", url, auth=self._auth) as streamed,
-                    ):
-                        response = read_within(
-                            streamed, deadline=deadline, clock=self._clock, on_read=self._progress
-                        )
-                    if response.status_code == 429 or response.status_code >= 500:
-                        raise Refused(response)
-                    self._raise_blocked(response)
-                    return response
-        except Refused as exc:
-            raise TransientError(f"Octopia kept answering {exc.status_code} ({purpose}).") from None
-        except httpx.TransportError as exc:
-            raise TransientError(f"Could not reach Octopia ({purpose}: {describe(exc)}).") from None
         raise AssertionError("unreachable: stamina returns or raises")
 
     def _count(self, attempt: int) -> None:
