@@ -209,7 +209,7 @@ class Intake:
             self._unpack_due()  # outside the transaction: unpacking writes to the share, and may fail
             self.queue.faulted(fault, answered=answered)
             self.queue.feed(
-                self.journal.items(self.outbox_name, ItemState.CLAIMED),
+                lambda limit: self.journal.items(self.outbox_name, ItemState.CLAIMED, limit=limit),
                 lambda item: self.folders.claimed_path(item.host, item.claim_name, item.root),
                 busy=self.unpacking,
             )

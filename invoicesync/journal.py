@@ -334,10 +334,11 @@ class Journal:
         row = self._db.execute(f"{SELECT_ITEMS} WHERE item_id = ?", (item_id,)).fetchone()
         return None if row is None else ItemRow(*row)
 
-    def items(self, outbox: str, state: ItemState) -> list[ItemRow]:
+    def items(self, outbox: str, state: ItemState, *, limit: int = -1) -> list[ItemRow]:
+        """The outbox's items in `state`, oldest claim first; the first `limit` only (-1: all)."""
         rows = self._db.execute(
-            f"{SELECT_ITEMS} WHERE outbox = ? AND state = ? AND state != 'finished' ORDER BY seq",
-            (outbox, state),
+            f"{SELECT_ITEMS} WHERE outbox = ? AND state = ? AND state != 'finished' ORDER BY seq LIMIT ?",
+            (outbox, state, limit),
         )
         return [ItemRow(*row) for row in rows]
 

@@ -243,10 +243,10 @@ class Worker:
             dest_dir = self._folder(root, failed=failed)
             reserved.setdefault(dest_dir, set()).update(names_with_sidecars(dest_name))
         named = []
-        renamed = [item for item in items if item.dest_name is None or self._taken(item)]
+        renamed = {item.item_id for item in items if item.dest_name is None or self._taken(item)}
         with self.journal.transaction() if renamed else contextlib.nullcontext():
             for item in items:
-                if item in renamed:
+                if item.item_id in renamed:
                     dest_dir, _ = self._destination(item)
                     taken = reserved.setdefault(dest_dir, set())
                     name = self.folders.free_name(dest_dir, item.file_name, reserved=taken)
