@@ -1,32 +1,97 @@
 """bundle (shell): stream a batch's files into one ZIP in state_dir, never a whole file in memory.
 
-PDFs are stored (deflating them costs time and saves under 1 %), XML is deflated. The ZIP is
-written under a temporary name and renamed into place, so a bundle on disk is always complete.
+A bulk batch's ZIP is made straight from the claimed files and is itself their staged copy (`staging`
+says why sent bytes are copied out of the share first): each file is opened without following a link,
+refused when it has a second name, and hashed while it is written into the ZIP; the ZIP is put in place
+only when every file's bytes are the bytes checked, so every upload of the batch (a retry, a re-send after
+a lost answer) sends those bytes and never reads the share again. One file written per batch instead of
+one per file and one more per batch (measured: a copy per file was a fifth of the loop's time at month end).
+
+PDFs are stored (deflating them costs time and saves under 1 %), XML is deflated. The ZIP is written under
+a temporary name, fsynced and renamed into place, so a bundle on disk is always complete.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from invoicesync.checks.examine import NotRegular, open_regular
 from invoicesync.model import BatchItem
 
+COPY_CHUNK_BYTES = 1 << 20
+# what a ZIP can say: a file copied in with an older (or a far later) mtime gets the nearest of these
+EARLIEST_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+LATEST_ZIP_TIME = (2107, 12, 31, 23, 59, 59)
 
-def build_bundle(items: Sequence[BatchItem], path: Path) -> Path:
+
+class Changed(Exception):
+    """The file's bytes are not the bytes checked (rewritten since its check)."""
+
+
+def build_bundle(items: Sequence[BatchItem], path: Path) -> dict[str, Exception]:
+    """The ZIP of `items` (each read from its `path`, under .processing/) at `path` when every file's bytes
+    hash to its `sha256`, the SHA-256 checked; else nothing is put at `path`, and the problem of each file
+    that stopped it, by item id: `Changed`, `FileNotFoundError` (gone), `NotRegular` (a link, a second
+    name, not a file) or another OSError."""
     temp = path.with_name(f".{path.name}.tmp")
+    problems: dict[str, Exception] = {}
     try:
-        # strict_timestamps=False: a file copied in with a pre-1980 mtime gets 1980-01-01 in the bundle
-        with zipfile.ZipFile(temp, "w", allowZip64=True, strict_timestamps=False) as archive:
+        with zipfile.ZipFile(temp, "w", allowZip64=True) as archive:
             for item in items:
-                xml = item.upload_name.lower().endswith(".xml")
-                method = zipfile.ZIP_DEFLATED if xml else zipfile.ZIP_STORED
-                archive.write(item.path, arcname=item.upload_name, compress_type=method, compresslevel=6)
+                digest = _add(archive, item)
+                if isinstance(digest, Exception):
+                    problems[item.item_id] = digest
+                elif digest != item.sha256:
+                    problems[item.item_id] = Changed(item.upload_name)
+        if problems:
+            temp.unlink(missing_ok=True)
+            return problems
         with open(temp, "rb") as written:
             os.fsync(written.fileno())  # a bundle renamed into place is complete, even after a power cut
     except BaseException:
         temp.unlink(missing_ok=True)  # a full disk must not keep the half-written bundle's space
         raise
     os.replace(temp, path)
-    return path
+    return problems
+
+
+def _add(archive: zipfile.ZipFile, item: BatchItem) -> str | OSError | NotRegular:
+    """Stream one file into `archive`: the SHA-256 of the bytes written, or why the file could not be read
+    (an error writing the ZIP is raised: it is not the file's)."""
+    try:
+        reader = os.fdopen(open_regular(Path(item.path)), "rb")
+    except (OSError, NotRegular) as exc:
+        return exc
+    with reader:
+        info = os.fstat(reader.fileno())
+        entry = zipfile.ZipInfo(item.upload_name, _zip_time(info.st_mtime))
+        entry.external_attr = 0o644 << 16
+        xml = item.upload_name.lower().endswith(".xml")
+        entry.compress_type = zipfile.ZIP_DEFLATED if xml else zipfile.ZIP_STORED
+        entry.file_size = info.st_size  # tells `open` whether ZIP64 is needed; the true size is written
+        digest = hashlib.sha256()
+        with archive.open(entry, "w") as writer:
+            while True:
+                try:
+                    chunk = reader.read(COPY_CHUNK_BYTES)
+                except OSError as exc:
+                    return exc  # the ZIP is dropped: this entry is cut short
+                if not chunk:
+                    break
+                digest.update(chunk)
+                writer.write(chunk)
+    return digest.hexdigest()
+
+
+def _zip_time(mtime: float) -> tuple[int, int, int, int, int, int]:
+    local = time.localtime(mtime)
+    stamp = (local.tm_year, local.tm_mon, local.tm_mday, local.tm_hour, local.tm_min, local.tm_sec)
+    return min(max(stamp, EARLIEST_ZIP_TIME), LATEST_ZIP_TIME)
+
+
+__all__ = ["Changed", "NotRegular", "build_bundle"]

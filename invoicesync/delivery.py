@@ -25,7 +25,7 @@ from typing import Any
 
 import structlog
 
-from invoicesync.bundle import build_bundle
+from invoicesync.bundle import Changed, build_bundle
 from invoicesync.errors import OutboxBlocked, RejectedError, TransientError, UnknownOutcome
 from invoicesync.inflight import InFlight
 from invoicesync.journal import BatchRow, ItemRow, Journal
@@ -261,16 +261,9 @@ class Delivery:
         return True
 
     def _batch(self, row: BatchRow) -> Batch:
+        bulk = row.endpoint == Endpoint.BULK_IMPORT
         items = tuple(
-            BatchItem(
-                item_id=item.item_id,
-                order_id=item.order_id or "",
-                upload_name=upload_name(item.order_id or "", item.ext),
-                path=str(stage_dir(self.bundle_dir, row.bundle_name) / item.item_id),
-                size=item.size or 0,
-                content_type=CONTENT_TYPES.get(item.ext, "application/octet-stream"),
-                sha256=item.sha256 or "",
-            )
+            self._batch_item(item, self._claimed(item) if bulk else self._staged(row, item))
             for item in self.journal.batch_items(row.batch_id)
             if item.state is ItemState.BATCHED
         )
@@ -293,26 +286,39 @@ class Delivery:
             earlier=tuple(earlier),
         )
 
+    def _batch_item(self, item: ItemRow, path: Path) -> BatchItem:
+        return BatchItem(
+            item_id=item.item_id,
+            order_id=item.order_id or "",
+            upload_name=upload_name(item.order_id or "", item.ext),
+            path=str(path),
+            size=item.size or 0,
+            content_type=CONTENT_TYPES.get(item.ext, "application/octet-stream"),
+            sha256=item.sha256 or "",
+        )
+
+    def _claimed(self, item: ItemRow) -> Path:
+        return self.folders.claimed_path(item.host, item.claim_name, item.root)
+
+    def _staged(self, row: BatchRow, item: ItemRow) -> Path:
+        return stage_dir(self.bundle_dir, row.bundle_name) / item.item_id
+
     def _stage(self, row: BatchRow) -> bool:
-        """Copy each file of the batch out of .processing/ (see `staging`); a file changed since its check
-        goes back to be checked again, one gone or no longer a plain file fails alone, and the others go
-        on. False when no file is left to send."""
+        """Copy each file of the batch out of .processing/ (see `staging`; a bulk batch's copy is its ZIP,
+        see `bundle`); a file changed since its check goes back to be checked again, one gone or no longer
+        a plain file fails alone, and the others go on. False when no file is left to send."""
+        if row.endpoint == Endpoint.BULK_IMPORT:
+            return self._bundle(row)
         folder = stage_dir(self.bundle_dir, row.bundle_name)
         folder.mkdir(parents=True, exist_ok=True)
         kept = 0
         for item in self.journal.batch_items(row.batch_id):
             if item.state is not ItemState.BATCHED:
                 continue
-            source = self.folders.claimed_path(item.host, item.claim_name, item.root)
             try:
-                staged = stage(source, folder / item.item_id, item.sha256 or "")
-            except FileNotFoundError:
-                if not source.parent.is_dir():
-                    raise  # the share itself is gone, not this file: the batch waits for it
-                self._take_out(item, file_error("Unreadable", reason=DISAPPEARED))
-                continue
-            except NotRegular as exc:
-                self._take_out(item, file_error("NotARegularFile", what=exc.what))
+                staged = stage(self._claimed(item), self._staged(row, item), item.sha256 or "")
+            except (FileNotFoundError, NotRegular) as exc:
+                self._unsendable(item, exc)
                 continue
             if staged.matches:
                 kept += 1
@@ -321,6 +327,41 @@ class Delivery:
         if kept == 0:
             self._record(row, [], None)
         return kept > 0
+
+    def _bundle(self, row: BatchRow) -> bool:
+        """A bulk batch's ZIP, made from the claimed files unless made already (every upload of the batch
+        sends that one); a file that stops it is taken out of the batch as `_stage` does, and the ZIP is
+        made again of the others. False when no file is left to send."""
+        path = self.bundle_dir / f"{row.bundle_name}.zip"
+        while not path.exists():
+            items = [
+                item for item in self.journal.batch_items(row.batch_id) if item.state is ItemState.BATCHED
+            ]
+            if not items:
+                self._record(row, [], None)
+                return False
+            problems = build_bundle([self._batch_item(item, self._claimed(item)) for item in items], path)
+            for item in items:
+                match problems.get(item.item_id):
+                    case None:
+                        pass
+                    case Changed():
+                        self._changed(item)
+                    case FileNotFoundError() | NotRegular() as exc:
+                        self._unsendable(item, exc)
+                    case exc:
+                        raise exc  # a local trouble (the share, a read error): the batch is tried again later
+        return True
+
+    def _unsendable(self, item: ItemRow, exc: FileNotFoundError | NotRegular) -> None:
+        """A file gone from .processing/, or no longer a plain file there, fails alone; raises when the
+        share itself is gone, not the file: the batch waits for it."""
+        if isinstance(exc, NotRegular):
+            self._take_out(item, file_error("NotARegularFile", what=exc.what))
+        elif self._claimed(item).parent.is_dir():
+            self._take_out(item, file_error("Unreadable", reason=DISAPPEARED))
+        else:
+            raise exc
 
     def _take_out(self, item: ItemRow, error: FileError) -> None:
         self.journal.unbatch(item.item_id, error=error)
@@ -418,8 +459,8 @@ class Delivery:
         send: bool = True,
     ) -> tuple[Batch | None, bool]:
         """What `prepare` said of a batch: a refusal fails its files; trouble tries it again later; a note
-        (`fresh`: new) is journaled, then, unless `send` is off, its bundle is built and `uploading`
-        journaled. The batch to send now (or None), and False when the outbox paused."""
+        (`fresh`: new) is journaled, then, unless `send` is off, `uploading` is journaled. The batch to send
+        now (or None), and False when the outbox paused."""
         if isinstance(note, RejectedError):
             self._rejected(row, batch, note)
             return None, True
@@ -430,11 +471,6 @@ class Delivery:
             batch = dataclasses.replace(batch, prepared=note)
         if not send:
             return None, True
-        try:
-            if batch.bundle_path is not None and not Path(batch.bundle_path).exists():
-                build_bundle(batch.items, Path(batch.bundle_path))
-        except Exception as exc:
-            return None, self._failed(row, exc)
         self.journal.batch_uploading(row.batch_id, sent_at=self.wall())
         return batch, True
 

@@ -6,7 +6,8 @@ batch leaves, each file is copied into `<state_dir>/bundles/<bundle>.d/<item_id>
 following links, refused when it has a second name) and hashed while it is copied; only a copy whose
 SHA-256 is the one journaled at the check is uploaded, and every upload of the batch (a retry, a re-send
 after a lost answer) reads those copies, never the share again. A staged copy is checked again before
-each use, so one cut short by a power cut is made again.
+each use, so one cut short by a power cut is made again. A bulk batch is sent as one ZIP, which is its
+copy: `bundle` makes it from the claimed files with the same rules and proof.
 """
 
 from __future__ import annotations

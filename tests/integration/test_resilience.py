@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -556,8 +557,10 @@ def test_requests_report_headway_so_a_long_upload_is_not_taken_for_a_hung_loop(t
     order = "BIGU0001"
     pdf = tmp_path / f"{order}.pdf"
     pdf.write_bytes(sample_pdf(order, padding_bytes=2_000_000, random_padding=True))
-    item = BatchItem("i1", order, f"{order}.pdf", str(pdf), pdf.stat().st_size, "application/pdf")
-    bundle = build_bundle([item], tmp_path / "bundle.zip")
+    digest = hashlib.sha256(pdf.read_bytes()).hexdigest()
+    item = BatchItem("i1", order, f"{order}.pdf", str(pdf), pdf.stat().st_size, "application/pdf", digest)
+    bundle = tmp_path / "bundle.zip"
+    assert build_bundle([item], bundle) == {}
     options = SandboxOptions(processing_seconds=0.1)
     with Sandbox.start(options) as sandbox:
         market = OctopiaMarketplace(
