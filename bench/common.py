@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 CLIENT_ID, CLIENT_SECRET, SELLER_ID = "bench-client", "bench-secret", "98979"
 PROCESSING_SECONDS = 0.2  # how long the sandbox keeps an import Running
 FIRST_POLL_SECONDS = 0.3  # both invoicesync and the baselines first look at an import after this
+POLL_MAX_SECONDS = 2.0  # invoicesync's later looks: twice as far apart each time, at most this
 PYTHON = sys.executable
 
 __all__ = ["SandboxProcess", "sample_pdf", "sample_ubl"]
@@ -66,8 +67,10 @@ def write_config(
     watch: dict[str, Any] | None = None,
     batch: dict[str, Any] | None = None,
     files: dict[str, Any] | None = None,
+    checkers: int | None = None,
 ) -> Path:
-    """One outbox `bench` under workdir/bench talking to the sandbox process; JSON logs on stderr."""
+    """One outbox `bench` under workdir/bench talking to the sandbox process; JSON logs on stderr;
+    `checkers` content checker processes (None: `auto`)."""
     root = workdir / "bench"
     (root / "outbox").mkdir(parents=True, exist_ok=True)
     box: dict[str, Any] = {
@@ -83,10 +86,12 @@ def write_config(
         "watch": {"mode": "poll", "settle_seconds": 0.5, "poll_seconds": 0.25, **(watch or {})},
         "batch": batch or {},
         "files": files or {},
-        "poll": {"first_seconds": FIRST_POLL_SECONDS, "max_seconds": 2},
+        "poll": {"first_seconds": FIRST_POLL_SECONDS, "max_seconds": POLL_MAX_SECONDS},
     }
     document = {"state_dir": str(workdir / "state"), "log": {"format": "json", "level": "info"},
                 "outboxes": [box]}
+    if checkers is not None:
+        document["checkers"] = checkers
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
