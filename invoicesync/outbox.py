@@ -138,33 +138,19 @@ def write_json_atomic(path: Path, document: dict[str, Any]) -> None:  # state fi
 def write_json_files(
     documents: Sequence[tuple[Path, dict[str, Any]]], ours: Callable[[Path, bytes], bool]
 ) -> list[OSError | None]:
-    """Sidecars, each whole or absent. Their temp files are created and written one after another (files
-    created at once in one folder queue on its lock: measured, 8 threads spent as much CPU spinning on it
-    as on writing), then fsynced by several threads at once (fsync releases the GIL, and the filesystem
-    commits concurrent fsyncs in one go: several times faster than one after another), then each renamed
-    to its name. A file already at a sidecar's name is replaced only when `ours(path, its bytes)` says it
-    is this same report from an earlier try; anything else there is `NameTaken`. The caller fsyncs the
-    folders. Returns each file's error, or None."""
-    opened: list[int | OSError] = []
-    synced: dict[int, OSError | None] = {}
-    try:
-        for path, document in documents:
-            try:
-                opened.append(_write_unsynced(path, _encoded(document)))
-            except OSError as exc:
-                opened.append(exc)
-        written = [fd for fd in opened if isinstance(fd, int)]
-        if written:
-            with ThreadPoolExecutor(max_workers=min(SYNC_THREADS, len(written))) as pool:
-                synced.update(zip(written, pool.map(lambda fd: _attempt(os.fsync, fd), written), strict=True))
-    finally:
-        for fd in opened:
-            if isinstance(fd, int):
-                os.close(fd)
-    errors: list[OSError | None] = []
-    for (path, _), fd in zip(documents, opened, strict=True):
-        error = fd if isinstance(fd, OSError) else synced[fd]
-        errors.append(error if error is not None else _attempt(_place_sidecar, path, ours))
+    """Sidecars, each whole or absent, written and fsynced by several threads at once (file creation and
+    fsync release the GIL, and the filesystem commits concurrent fsyncs in one go: several times faster
+    than one after another). A file already at a sidecar's name is replaced only when `ours(path, its
+    bytes)` says it is this same report from an earlier try; anything else there is `NameTaken`. The
+    caller fsyncs the folders. Returns each file's error, or None."""
+    payloads = [(path, _encoded(document)) for path, document in documents]
+    if not payloads:
+        return []
+    with ThreadPoolExecutor(max_workers=min(SYNC_THREADS, len(payloads))) as pool:
+        errors = list(pool.map(lambda payload: _attempt(_write_synced, *payload), payloads))
+    for index, (path, _) in enumerate(documents):
+        if errors[index] is None:
+            errors[index] = _attempt(_place_sidecar, path, ours)
     return errors
 
 
@@ -199,23 +185,13 @@ def _encoded(document: dict[str, Any]) -> bytes:
     return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def _write_unsynced(path: Path, data: bytes) -> int:
-    """`path`'s temp file holding `data` (not yet on disk): its open descriptor, for the caller to fsync."""
+def _write_synced(path: Path, data: bytes) -> None:
+    """`path`'s temp file holding all of `data`, on disk."""
     fd = os.open(_temp_of(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    """`path`'s temp file holding `data`, on disk."""
-    fd = _write_unsynced(path, data)
-    try:
         os.fsync(fd)
     finally:
         os.close(fd)
