@@ -5,7 +5,7 @@ says why sent bytes are copied out of the share first): each file is opened with
 refused when it has a second name, and hashed while it is written into the ZIP; the ZIP is put in place
 only when every file's bytes are the bytes checked, so every upload of the batch (a retry, a re-send after
 a lost answer) sends those bytes and never reads the share again. One file written per batch instead of
-one per file and one more per batch (measured: a copy per file was a fifth of the loop's time at month end).
+one per file and one more per batch (measured on real invoices: 1.4 ms → 1.1 ms of CPU a file sent).
 
 PDFs are stored (deflating them costs time and saves under 1 %), XML is deflated. The ZIP is written under
 a temporary name, fsynced and renamed into place, so a bundle on disk is always complete.
