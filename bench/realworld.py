@@ -148,7 +148,14 @@ def absent() -> bool:
     return not (REALWORLD / "manifest.json").exists()
 
 
-def measure(files: int) -> list[Row]:
+def _once(workdir: Path, run: Path, sandbox: SandboxProcess, checkers: int | None) -> list[str]:
+    """`invoicesync once` on a fresh copy of the workload in `run`, talking to `sandbox`."""
+    config = write_config(run, sandbox, watch={"settle_seconds": SETTLE_SECONDS}, checkers=checkers)
+    shutil.copytree(workdir / "source", run / "bench" / "outbox", dirs_exist_ok=True)
+    return invoicesync_command("once", "-c", str(config))
+
+
+def measure(files: int, rounds: int = 3) -> list[Row]:
     if absent():
         return [Row("realworld", "-", f"skipped: no corpus at {REALWORLD}", verdict="-")]
     sources = valid_sources()
@@ -170,43 +177,49 @@ def measure(files: int) -> list[Row]:
                 "ok" if median <= CHECK_TARGET_MS else "MISS",
             )
         )
-    seconds: dict[str, float] = {}
     cores = os.cpu_count() or 1
+    timed: dict[str, list[float]] = {"once": [], "auto": [], "baseline": []}
     with tempfile.TemporaryDirectory(prefix="bench-realworld-") as temp:
         workdir = Path(temp)
         workload(sources, workdir / "source", files)
         # "once": as many checkers as the script has processes (one per core), so the ratio is the
-        # daemon's own overhead; "auto": the default (one per core beyond the first), for reference. Each
-        # run has a sandbox of its own: one that kept every earlier run's imports answers more slowly.
-        # The peak PSS is measured on a run of its own (sampling costs time), with each checker count.
+        # daemon's own overhead; "auto": the default (one per core beyond the first), for reference.
+        # Rounds alternate the three, each run in a folder and with a sandbox of its own (a sandbox that
+        # kept earlier runs' imports answers more slowly); a figure is the median of its rounds. Nothing
+        # is deleted between runs: on some filesystems files deleted a moment ago make every new file dear.
+        for round_number in range(rounds):
+            for name in timed:
+                run = workdir / f"{name}-{round_number}"
+                with running_sandbox(run) as sandbox:
+                    if name == "baseline":
+                        command = [PYTHON, str(Path(__file__).resolve()), "--baseline",
+                                   str(workdir / "source"),
+                                   "--token-url", sandbox.token_url, "--base-url", sandbox.base_url]
+                        timed[name].append(measured_run(command, cwd=run).seconds)
+                        continue
+                    command = _once(workdir, run, sandbox, cores if name == "once" else None)
+                    timed[name].append(measured_run(command, cwd=run).seconds)
+                    finished = data_files(run / "bench" / "sent") + data_files(run / "bench" / "failed")
+                    if finished != files:
+                        raise RuntimeError(f"{name} finished {finished} of {files}")
+        # the peak PSS on runs of its own (sampling costs time), with each checker count
         pss: dict[str, int] = {}
-        for name, checkers in (("once", cores), ("auto", None), ("pss-auto", None), ("pss-once", cores)):
-            run = workdir / name
+        for name, checkers in (("auto", None), ("once", cores)):
+            run = workdir / f"pss-{name}"
             with running_sandbox(run) as sandbox:
-                config = write_config(
-                    run, sandbox, watch={"settle_seconds": SETTLE_SECONDS}, checkers=checkers
-                )
-                shutil.copytree(workdir / "source", run / "bench" / "outbox", dirs_exist_ok=True)
-                command = invoicesync_command("once", "-c", str(config))
-                if name.startswith("pss-"):
-                    pss[name.removeprefix("pss-")] = tree_pss_peak(command, cwd=run)
-                    continue
-                seconds[name] = measured_run(command, cwd=run).seconds
-            finished = data_files(run / "bench" / "sent") + data_files(run / "bench" / "failed")
-            if finished != files:
-                raise RuntimeError(f"{name} finished {finished} of {files}")
-        for name, script in (("baseline", [str(Path(__file__).resolve()), "--baseline"]),
-                             ("bare", [str(REPO / "bench" / "baseline.py"), "bulk"])):
-            with running_sandbox(workdir / name) as sandbox:
-                command = [PYTHON, *script, str(workdir / "source"),
-                           "--token-url", sandbox.token_url, "--base-url", sandbox.base_url]
-                seconds[name] = measured_run(command, cwd=workdir).seconds
+                pss[name] = tree_pss_peak(_once(workdir, run, sandbox, checkers), cwd=run)
+        with running_sandbox(workdir / "bare") as sandbox:
+            bare = [PYTHON, str(REPO / "bench" / "baseline.py"), "bulk", str(workdir / "source"),
+                    "--token-url", sandbox.token_url, "--base-url", sandbox.base_url]
+            bare_seconds = measured_run(bare, cwd=workdir).seconds
+    seconds = {name: statistics.median(values) for name, values in timed.items()}
+    seconds["bare"] = bare_seconds
     ratio = seconds["once"] / seconds["baseline"]
     rows.append(
         Row(
             "throughput, real invoices",
             f"{files:,} copies of {len(sources)} real PDFs/XMLs, `once` (settle {SETTLE_SECONDS:g} s, "
-            f"checkers: {cores}, one per core like the script)",
+            f"checkers: {cores}, one per core like the script); median of {rounds} alternating runs",
             f"{files / seconds['once']:.0f} files/s ({seconds['once']:.1f} s); "
             f"checkers auto: {files / seconds['auto']:.0f} files/s ({seconds['auto']:.1f} s)",
             f"{files / seconds['baseline']:.0f} files/s same-work script; "
@@ -233,6 +246,7 @@ def measure(files: int) -> list[Row]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each; medians")
     parser.add_argument("--baseline", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--token-url", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
@@ -244,7 +258,7 @@ def main() -> int:
         return 0
     print("| figure | workload | measured | baseline | ratio | target | verdict |")
     print("|---|---|---|---|---|---|---|")
-    for row in measure(args.files):
+    for row in measure(args.files, args.rounds):
         cells = (row.figure, row.workload, row.measured, row.baseline, row.ratio, row.target, row.verdict)
         print("| " + " | ".join(cells) + " |")
     return 0
