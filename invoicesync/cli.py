@@ -24,9 +24,10 @@ from typing import TextIO, cast
 import structlog
 
 from invoicesync import __version__
+from invoicesync.checks import quiet_libraries
 from invoicesync.config import Config, default_config_path, load_config
 from invoicesync.errors import ConfigError, InvoicesyncError
-from invoicesync.logs import configure_logging, quiet_libraries
+from invoicesync.logs import configure_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_UNFINISHED = 0, 1, 2, 3
 EXAMPLES = {  # `invoicesync example WHAT` -> the file shipped in invoicesync/data/

@@ -9,6 +9,7 @@ starts with its syslog priority (`<6>{...}`) so `journalctl -p err` works; piped
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -20,6 +21,8 @@ import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
+from invoicesync.checks import quiet_libraries
+
 REDACTED = "[redacted]"
 _SECRET_KEY = re.compile(r"authorization|token|secret|password|passwd|credential", re.IGNORECASE)
 # Metadata about a secret is not the secret: token_url, token_ttl_seconds, client_secret_file, ...
@@ -30,10 +33,17 @@ _PRIORITIES = {"debug": 7, "info": 6, "warning": 4, "warn": 4, "error": 3, "exce
 
 
 def _is_secret_key(key: object) -> bool:
-    return isinstance(key, str) and bool(_SECRET_KEY.search(key)) and not _HARMLESS_KEY.search(key)
+    return isinstance(key, str) and _is_secret_name(key)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_secret_name(key: str) -> bool:
+    """Decided once per key: every event asks it of each of its keys, and events reuse a few dozen names."""
+    return bool(_SECRET_KEY.search(key)) and not _HARMLESS_KEY.search(key)
 
 
 _SECRETS: dict[str, None] = {}  # tokens and secrets this process holds, newest last (an ordered set)
+_LONGEST_FIRST: list[str] = []  # the same, longest first: one secret may contain another
 MAX_SECRETS = 64  # tokens are renewed every hour or two: the oldest are long expired
 
 
@@ -45,13 +55,14 @@ def remember_secret(value: str) -> None:
             _SECRETS[each] = None
     while len(_SECRETS) > MAX_SECRETS:
         del _SECRETS[next(iter(_SECRETS))]
+    _LONGEST_FIRST[:] = sorted(_SECRETS, key=len, reverse=True)
 
 
 def redact_text(text: str) -> str:
     """`text` without any secret this process holds, nor `Bearer …`/`Basic …` credentials: applied where
     an error becomes text (logs, `last_error`, status), since an HTTP library's own message may quote a
     header it refused (`Illegal header value b'Bearer …'`)."""
-    for secret in sorted(_SECRETS, key=len, reverse=True):
+    for secret in _LONGEST_FIRST:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return _AUTH_VALUE.sub(lambda match: f"{match.group(1)} {REDACTED}", text)
@@ -151,12 +162,6 @@ def configure_logging(
     # its one error is a race at shutdown ("queue_events() called when the thread is inactive"), printed as
     # a bare line; a watch that really ends is noticed by the loop (`watch_events_stopped`)
     logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
-
-
-def quiet_libraries() -> None:
-    """pypdf reports what it repairs in a PDF as logging warnings: a verdict is our only output about a
-    file. Called by every process that judges files (the CLI's, each checker)."""
-    logging.getLogger("pypdf").setLevel(logging.CRITICAL)
 
 
 def get_logger(**bound: Any) -> FilteringBoundLogger:

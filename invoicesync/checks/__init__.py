@@ -6,3 +6,12 @@
 - `pool` (shell): the checker processes, each file with a time limit; `child` (shell) is the process
   itself (`python -m invoicesync.checks.child`) and the wire format between them.
 """
+
+import logging
+
+
+def quiet_libraries() -> None:
+    """pypdf reports what it repairs in a PDF as logging warnings: a verdict is our only output about a
+    file. Called by every process that judges files (the CLI's, each checker); here, not in `logs`, so a
+    checker starts without structlog."""
+    logging.getLogger("pypdf").setLevel(logging.CRITICAL)

@@ -23,10 +23,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from invoicesync.checks import quiet_libraries
 from invoicesync.checks.content import Rules, SchemaUnavailable, self_test
 from invoicesync.checks.examine import Examined, examine
 from invoicesync.errors import CheckerUnavailable
-from invoicesync.logs import quiet_libraries
 from invoicesync.model import FileError
 
 PR_SET_PDEATHSIG = 1
@@ -66,6 +66,13 @@ def _rules(encoded: str) -> Rules:
     return Rules(**fields)
 
 
+@functools.lru_cache(maxsize=16)
+def _rules_document(rules: Rules) -> dict[str, Any]:
+    """An outbox's rules as JSON-ready values, made once (`asdict` copies every field: a month-end burst
+    asks for them thousands of times). Only read, never changed."""
+    return asdict(rules)
+
+
 def encode_request(path: Path, name: str, *, pattern: re.Pattern[str], rules: Rules, entry: bool) -> bytes:
     document = {
         "path": str(path),
@@ -73,7 +80,7 @@ def encode_request(path: Path, name: str, *, pattern: re.Pattern[str], rules: Ru
         "entry": entry,
         "pattern": pattern.pattern,
         "flags": int(pattern.flags),
-        "rules": asdict(rules),
+        "rules": _rules_document(rules),
     }
     return _line(document)
 
