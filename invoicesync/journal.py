@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import sqlite3
@@ -138,7 +139,14 @@ class ItemRow:
 
     @property
     def file_error(self) -> FileError | None:
-        return None if self.error is None else FileError(**json.loads(self.error))
+        return None if self.error is None else _file_error(self.error)
+
+
+@functools.lru_cache(maxsize=256)
+def _file_error(text: str) -> FileError:
+    """A journaled error, decoded once: finishing a file asks for it several times, and a month-end burst
+    repeats the same few errors (a FileError is frozen, so one may be shared)."""
+    return FileError(**json.loads(text))
 
 
 # ItemRow's columns in its fields' order, so a row becomes an ItemRow by position (`ItemRow(*row)`)
@@ -334,11 +342,13 @@ class Journal:
         row = self._db.execute(f"{SELECT_ITEMS} WHERE item_id = ?", (item_id,)).fetchone()
         return None if row is None else ItemRow(*row)
 
-    def items(self, outbox: str, state: ItemState, *, limit: int = -1) -> list[ItemRow]:
-        """The outbox's items in `state`, oldest claim first; the first `limit` only (-1: all)."""
+    def items(self, outbox: str, state: ItemState, *, after_seq: int = 0, limit: int = -1) -> list[ItemRow]:
+        """The outbox's items in `state`, oldest claim first: those claimed after `after_seq` (their `seq`),
+        the first `limit` only (-1: all)."""
         rows = self._db.execute(
-            f"{SELECT_ITEMS} WHERE outbox = ? AND state = ? AND state != 'finished' ORDER BY seq LIMIT ?",
-            (outbox, state, limit),
+            f"{SELECT_ITEMS} WHERE outbox = ? AND state = ? AND state != 'finished' AND seq > ?"
+            " ORDER BY seq LIMIT ?",
+            (outbox, state, after_seq, limit),
         )
         return [ItemRow(*row) for row in rows]
 

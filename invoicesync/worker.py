@@ -138,7 +138,7 @@ class Worker:
         batch_due = self.delivery.advance_batches()
         if self.delivery.rechecks:  # files changed after their check: they are checked again
             self.delivery.rechecks = False
-            self.intake.queue.unchecked = True
+            self.intake.queue.rewind()
         self._finish_all()
         self.tally.open = self.journal.count_open(self.name)
         return self._next_due(batch_due, awaited.until)

@@ -64,6 +64,9 @@ class CheckQueue:
     on_checked: Callable[[], None]  # wakes the loop: a verdict is waiting to be journaled
     checking: dict[str, Check] = field(default_factory=dict)  # by item_id
     unchecked: bool = True  # claimed files may be waiting for a checker (set by every claim)
+    # every claimed file up to this `seq` has been looked at (handed over, being checked, or busy elsewhere):
+    # new claims come after it; `rewind` when files go back to `claimed` (a fault, a recheck, a rollback)
+    looked_seq: int = 0
     retry_checks_at: float = 0.0  # monotonic; after a checker fault, claimed files wait until then
     checks_problem: str | None = None  # the checker fault last said, until a verdict comes again
 
@@ -74,28 +77,38 @@ class CheckQueue:
             del self.checking[check.item.item_id]
         return finished
 
+    def rewind(self) -> None:
+        """Files went back to `claimed` (a checker fault, bytes changed after their check, a verdict rolled
+        back): look at every claimed file again."""
+        self.unchecked = True
+        self.looked_seq = 0
+
     def feed(
         self,
-        claimed: Callable[[int], Iterable[ItemRow]],
+        claimed: Callable[[int, int], Iterable[ItemRow]],
         path_of: Callable[[ItemRow], Path],
         busy: Collection[str],
     ) -> None:
         """Hand the checkers claimed files not being checked (nor `busy` elsewhere), while there is room,
-        unless a checker fault makes them wait. `claimed(n)`: the first n claimed files, oldest first — read
-        only when there is room, and no more of them than can be handed over (the loop turns once per
-        handful of verdicts: reading every claimed file each time was quadratic in a month-end drop)."""
+        unless a checker fault makes them wait. `claimed(after_seq, n)`: the first n files claimed after
+        `after_seq`, oldest first — read only when there is room, and only those not looked at yet (the
+        loop turns once per handful of verdicts: reading every claimed file each time was quadratic in a
+        month-end drop)."""
         if not self.unchecked or self.monotonic() < self.retry_checks_at:
             return
         room = MAX_CHECKS_IN_FLIGHT - len(self.checking)
         if room <= 0:
             return
         self.unchecked = False
-        for item in claimed(room + len(self.checking) + len(busy) + 1):
-            if item.item_id in self.checking or item.item_id in busy:
-                continue
+        # past `looked_seq` no file is being checked or busy; from the start (rewound) any may be
+        skipped = len(self.checking) + len(busy) if self.looked_seq == 0 else 0
+        for item in claimed(self.looked_seq, room + skipped + 1):
             if room == 0:
                 self.unchecked = True  # the rest when verdicts have made room
                 return
+            self.looked_seq = item.seq
+            if item.item_id in self.checking or item.item_id in busy:
+                continue
             future = self.checkers.submit(
                 path_of(item),
                 item.file_name,
@@ -112,7 +125,7 @@ class CheckQueue:
         """Say a checker fault once (and again when its reason changes) and make claimed files wait; say
         once that checks are available again when a verdict comes."""
         if fault is not None:
-            self.unchecked = True
+            self.rewind()
             self.retry_checks_at = self.monotonic() + CHECK_RETRY_SECONDS
             if str(fault) != self.checks_problem:
                 self.checks_problem = str(fault)
