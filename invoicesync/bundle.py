@@ -7,14 +7,17 @@ only when every file's bytes are the bytes checked, so every upload of the batch
 a lost answer) sends those bytes and never reads the share again. One file written per batch instead of
 one per file and one more per batch (measured on real invoices: 1.4 ms → 1.1 ms of CPU a file sent).
 
-PDFs are stored (deflating them costs time and saves under 1 %), XML is deflated. The ZIP is written under
-a temporary name, fsynced and renamed into place, so a bundle on disk is always complete.
+PDFs are stored (deflating them costs time and saves under 1 %), XML is deflated at level 1: on the real
+UBL invoices of ../shared/realworld (many carry a base64 attachment) it saves 37 % of their bytes against
+39 % at zlib's default level 6, for a fifth less CPU. The ZIP is written under a temporary name, fsynced
+and renamed into place, so a bundle on disk is always complete.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 import zipfile
 from collections.abc import Sequence
@@ -24,6 +27,9 @@ from invoicesync.checks.examine import NotRegular, open_regular
 from invoicesync.model import BatchItem
 
 COPY_CHUNK_BYTES = 1 << 20
+XML_DEFLATE_LEVEL = 1
+# where ZipInfo keeps an entry's level: public as `compress_level` only from Python 3.13
+_LEVEL_SLOT = "compress_level" if sys.version_info >= (3, 13) else "_compresslevel"
 # what a ZIP can say: a file copied in with an older (or a far later) mtime gets the nearest of these
 EARLIEST_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 LATEST_ZIP_TIME = (2107, 12, 31, 23, 59, 59)
@@ -73,6 +79,7 @@ def _add(archive: zipfile.ZipFile, item: BatchItem) -> str | OSError | NotRegula
         entry.external_attr = 0o644 << 16
         xml = item.upload_name.lower().endswith(".xml")
         entry.compress_type = zipfile.ZIP_DEFLATED if xml else zipfile.ZIP_STORED
+        setattr(entry, _LEVEL_SLOT, XML_DEFLATE_LEVEL if xml else None)
         entry.file_size = info.st_size  # tells `open` whether ZIP64 is needed; the true size is written
         digest = hashlib.sha256()
         with archive.open(entry, "w") as writer:

@@ -12,13 +12,14 @@ copy fallback. Nothing is deleted or overwritten: a taken name gets a numbered s
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
 import json
 import os
 import stat as stat_module
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,6 +243,18 @@ def _sync_filesystem(folder: Path) -> None:
         os.close(fd)
 
 
+# Finishing a burst asks where each of thousands of files lies, under one or two roots and one host:
+# each such Path is made once (a Path is immutable).
+@functools.lru_cache(maxsize=64)
+def _path(text: str) -> Path:
+    return Path(text)
+
+
+@functools.lru_cache(maxsize=64)
+def _processing_folder(root: Path, host: str) -> Path:
+    return root / ".processing" / host
+
+
 @dataclass
 class Folders:
     root: Path
@@ -393,45 +406,54 @@ class Folders:
         """Where a journaled file lies: under the root and host that claimed it, whatever today's host name
         (a container gets a new one at every restart) or configured root (None: journaled before roots
         were kept, so today's)."""
-        return self.root_of(root) / ".processing" / host / claim_name
+        return _processing_folder(self.root_of(root), host) / claim_name
 
     def root_of(self, root: str | None) -> Path:
         """The root a journaled file was claimed under: where it is finished, beside its report."""
-        return self.root if root is None else Path(root)
+        return self.root if root is None else _path(root)
 
     def claim_name(self, item_id: str, name: str) -> str:
         return f"{item_id}{CLAIM_SEPARATOR}{name}"
 
-    def claim(self, name: str, item_id: str, *, as_name: str | None = None) -> Path | None:
-        """Rename outbox/<name> into .processing/<host>/ (as `as_name` when the name itself cannot be kept);
-        None when it vanished or is in use. Both folders are opened without following a link (one swapped
-        in since the health check is not gone through)."""
-        target = self.processing / self.claim_name(item_id, as_name or name)
+    @contextlib.contextmanager
+    def claiming(self) -> Iterator[Callable[[str, str, str], Path | None]]:
+        """`claim(name, item_id, as_name)`: rename outbox/<name> into .processing/<host>/ as `as_name` (the
+        name itself, unless it cannot be kept); None when it vanished or is in use, or when either folder
+        is now a link (swapped in since the health check: never gone through; the health check says so
+        next). Both folders are opened once, for all the files claimed in one go."""
         try:
             source_fd = open_folder(self.outbox)
         except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                return None  # replaced by a link since it was listed: the health check says so next
-            raise
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            yield lambda name, item_id, as_name: None
+            return
         try:
             target_fd = open_folder(self.processing)
         except OSError as exc:
             os.close(source_fd)
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                return None
-            raise
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            yield lambda name, item_id, as_name: None
+            return
+
+        def claim(name: str, item_id: str, as_name: str) -> Path | None:
+            target = self.processing / self.claim_name(item_id, as_name)
+            try:
+                os.rename(name, target.name, src_dir_fd=source_fd, dst_dir_fd=target_fd)
+            except FileNotFoundError:
+                return target if os.path.lexists(target) else None
+            except OSError as exc:
+                if exc.errno in (errno.EACCES, errno.EBUSY, errno.ETXTBSY, errno.EPERM):
+                    return None  # a program still holds it (SMB): try again next cycle
+                raise
+            return target
+
         try:
-            os.rename(name, target.name, src_dir_fd=source_fd, dst_dir_fd=target_fd)
-        except FileNotFoundError:
-            return target if os.path.lexists(target) else None
-        except OSError as exc:
-            if exc.errno in (errno.EACCES, errno.EBUSY, errno.ETXTBSY, errno.EPERM):
-                return None  # a program still holds it (SMB): try again next cycle
-            raise
+            yield claim
         finally:
             os.close(source_fd)
             os.close(target_fd)
-        return target
 
     def claimed(self) -> list[tuple[str, str]]:
         """(host, name) of the files in .processing/<host>/, under every host name (a container gets a new
@@ -464,10 +486,11 @@ class Folders:
     def free_name(self, dest_dir: Path, name: str, *, reserved: Collection[str] = ()) -> str:
         """The first of `name`, `name (2)`, … such that neither it nor its sidecar names exist in
         `dest_dir` or are `reserved` (the names, sidecars included, given to files not moved there yet)."""
+        folder = os.fspath(dest_dir)
         number = 1
         while True:
             candidate = numbered(name, number)
             names = names_with_sidecars(candidate)
-            if not any(each in reserved or os.path.lexists(dest_dir / each) for each in names):
+            if not any(each in reserved or os.path.lexists(os.path.join(folder, each)) for each in names):
                 return candidate
             number += 1
