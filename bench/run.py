@@ -59,7 +59,7 @@ def figures(quick: bool) -> dict[str, Callable[[], list[Row]]]:
         "latency": lambda: responsiveness.latency(drops=5 if quick else 20),
         "recovery": lambda: responsiveness.recovery(finished=100_000, in_flight=1_000),
         "validation": lambda: validation(repeat=5 if quick else 15),
-        "realworld": lambda: realworld.measure(files=2000, rounds=1 if quick else 3),
+        "realworld": lambda: realworld.measure(files=2000, rounds=1 if quick else 5),
     }
 
 
