@@ -115,6 +115,16 @@ def open_folder(path: Path) -> int:
     return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
+def _open_unless_link(folder: Path) -> int | None:
+    """`open_folder`, or None when the folder is now a link or not a folder."""
+    try:
+        return open_folder(folder)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            return None
+        raise
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename in `path` durable; on shares this may be refused, which is harmless."""
     try:
@@ -421,23 +431,17 @@ class Folders:
         name itself, unless it cannot be kept); None when it vanished or is in use, or when either folder
         is now a link (swapped in since the health check: never gone through; the health check says so
         next). Both folders are opened once, for all the files claimed in one go."""
+        source_fd = _open_unless_link(self.outbox)
         try:
-            source_fd = open_folder(self.outbox)
-        except OSError as exc:
-            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-                raise
-            yield lambda name, item_id, as_name: None
-            return
-        try:
-            target_fd = open_folder(self.processing)
-        except OSError as exc:
-            os.close(source_fd)
-            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-                raise
-            yield lambda name, item_id, as_name: None
-            return
+            target_fd = None if source_fd is None else _open_unless_link(self.processing)
+        except OSError:
+            if source_fd is not None:
+                os.close(source_fd)
+            raise
 
         def claim(name: str, item_id: str, as_name: str) -> Path | None:
+            if source_fd is None or target_fd is None:
+                return None
             target = self.processing / self.claim_name(item_id, as_name)
             try:
                 os.rename(name, target.name, src_dir_fd=source_fd, dst_dir_fd=target_fd)
@@ -452,8 +456,9 @@ class Folders:
         try:
             yield claim
         finally:
-            os.close(source_fd)
-            os.close(target_fd)
+            for fd in (source_fd, target_fd):
+                if fd is not None:
+                    os.close(fd)
 
     def claimed(self) -> list[tuple[str, str]]:
         """(host, name) of the files in .processing/<host>/, under every host name (a container gets a new
