@@ -184,15 +184,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from invoicesync import commands  # the commands pull in the whole service: keep --help fast
-
     if args.command == "example":
         sys.stdout.write(example_text(args.what))
         return EXIT_OK
+    # the commands pull in the whole service: imported where needed, so --help is fast and `run` or `once`
+    # can look at the outboxes and start the checkers first (`headstart`)
     if args.command == "validate":
+        from invoicesync import commands
+
         quiet_libraries()
         return commands.validate(args)
     if args.command == "sandbox":
+        from invoicesync import commands
+
         configure_logging(format="auto", level="info")
         return commands.sandbox(args, _load(args.config) if args.config else None)
     config = _load(args.config)
@@ -202,20 +206,33 @@ def _dispatch(args: argparse.Namespace) -> int:
         level=config.log.level,
         stream=None if progress is None else cast(TextIO, progress),  # the log lines go round the line
     )
+    if args.command in ("run", "once"):
+        return _serve(config, args, progress)
+    from invoicesync import commands
+
     if args.command == "check":
         return commands.check(config, online=args.online)
     if args.command == "status":
         return commands.status(config, as_json=args.json)
     if args.command == "inbox":
         return commands.inbox(config, since=args.since, refetch=args.refetch, only=args.outbox)
-    return _serve(config, args, progress)
+    raise AssertionError(f"unknown command {args.command}")  # argparse allows only the commands above
 
 
 def _serve(config: Config, args: argparse.Namespace, progress: _Progress | None) -> int:
+    from invoicesync.headstart import begin
+
+    head_start = begin(config)  # before the service's modules load: see `headstart`
     from invoicesync.service import Service
 
     once = args.command == "once"
-    service = Service(config, once=once, once_wait_seconds=args.wait if once else None, on_progress=progress)
+    service = Service(
+        config,
+        once=once,
+        once_wait_seconds=args.wait if once else None,
+        on_progress=progress,
+        head_start=head_start,
+    )
 
     def stop(signum: int, frame: FrameType | None) -> None:
         service.request_stop()

@@ -18,6 +18,7 @@ import errno
 import functools
 import json
 import os
+import socket
 import stat as stat_module
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -263,6 +264,11 @@ def _path(text: str) -> Path:
 @functools.lru_cache(maxsize=64)
 def _processing_folder(root: Path, host: str) -> Path:
     return root / ".processing" / host
+
+
+def this_host() -> str:
+    """The name of this machine's folder in `.processing/`."""
+    return socket.gethostname() or "localhost"
 
 
 @dataclass

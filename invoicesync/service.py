@@ -10,7 +10,6 @@ SIGTERM (stop at a safe point, exit 0), SIGHUP (reload the configuration) and sd
 from __future__ import annotations
 
 import resource
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -26,11 +25,12 @@ if TYPE_CHECKING:
     from invoicesync.notify import Messenger
 from invoicesync.config import Config, OutboxSettings
 from invoicesync.errors import InvoicesyncError, ServiceError
+from invoicesync.headstart import HeadStart
 from invoicesync.inbox.runner import InboxRunner
 from invoicesync.journal import journal_problem, orphans_problem
 from invoicesync.marketplaces import Marketplace
 from invoicesync.marketplaces.deadline import abort_all, resume_all
-from invoicesync.outbox import Folders
+from invoicesync.outbox import Folders, this_host
 from invoicesync.rootlock import RootLock, acquire_root
 from invoicesync.sandbox import Sandbox
 from invoicesync.statedir import JOURNAL_NAME, acquire_lock, write_status
@@ -56,6 +56,7 @@ class Service:
         notifier: Notifier | None = None,
         on_progress: Callable[[dict[str, int]], None] | None = None,
         marketplace_for: Callable[[OutboxSettings, Sandbox | None], Marketplace] = make_marketplace,
+        head_start: HeadStart | None = None,
     ) -> None:
         self.config = config
         self.marketplace_for = marketplace_for  # the seam to each outbox's marketplace
@@ -64,7 +65,7 @@ class Service:
         self.notifier = notifier or Notifier()
         self.on_progress = on_progress
         self.log = structlog.get_logger("invoicesync")
-        self.host = socket.gethostname() or "localhost"
+        self.host = this_host()
         self._stop = threading.Event()
         self._root_locks: dict[Path, RootLock] = {}
         self._reload = threading.Event()
@@ -76,7 +77,11 @@ class Service:
         self._status_troubles: list[str] | None = None  # what systemd's STATUS= last said
         self._mounts: dict[Path, str | None] = {}  # each root prepared once, with its mount at the time
         self._final_tally = {"sent": 0, "failed": 0, "in_flight": 0, "waiting": 0}
-        self._checkers = Checkers(workers=config.checkers, log=self.log)  # content checks, every outbox
+        # content checks, every outbox: the head start's when the CLI made one (`headstart`)
+        self._head_start = head_start
+        self._checkers = (
+            Checkers(workers=config.checkers, log=self.log) if head_start is None else head_start.checkers
+        )
         self._metrics: Metrics | None = None
         self._messenger: Messenger | None = None
         self._running = False
@@ -101,7 +106,11 @@ class Service:
 
     def run(self, reload_config: Callable[[], Config] | None = None) -> dict[str, int]:
         """Run until stopped (or, with `once`, until idle). Returns the tally of finished files."""
-        lock = acquire_lock(self.config.state_dir)
+        try:
+            lock = acquire_lock(self.config.state_dir)
+        except BaseException:  # another daemon has this state: checkers a head start began are not needed
+            self._checkers.close()
+            raise
         with self._running_lock:
             self._running = True
             resume_all()  # requests cut short by an earlier stop in this process may run again
@@ -253,6 +262,7 @@ class Service:
             state_dir=self.config.state_dir,
             checkers=self._checkers,
             log=self.log.bind(outbox=box.name),
+            first_look=None if self._head_start is None else self._head_start.first_look(folders.outbox),
         )
         worker = loop.worker
         if not known:  # adoption is for files a crash left unjournaled: a reload leaves none

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from invoicesync.marketplaces.kaufland import KauflandMarketplace
 from invoicesync.marketplaces.octopia import OctopiaMarketplace
 from invoicesync.outbox import Folders
 from invoicesync.sandbox import Sandbox, SandboxOptions
+from invoicesync.settle import NOTHING_SEEN, Seen
 from invoicesync.statedir import JOURNAL_NAME, last_error_before
 from invoicesync.watching import Watcher
 from invoicesync.worker import Worker
@@ -164,9 +166,11 @@ def assemble(
     state_dir: Path,
     checkers: Checkers,
     log: structlog.typing.FilteringBoundLogger,
+    first_look: Mapping[str, Seen] | None = None,
 ) -> Loop:
     """The loop of one outbox: its journal connection, check queue, intake, delivery, watcher and worker,
-    every clock the real one, every wake-up on the loop's event."""
+    every clock the real one, every wake-up on the loop's event. `first_look`: what outbox/ held when the
+    process started (`headstart`), the settle window's first observations."""
     journal = Journal(state_dir / JOURNAL_NAME)
     bundle_dir = state_dir / "bundles"
     bundle_dir.mkdir(parents=True, exist_ok=True)
@@ -192,6 +196,7 @@ def assemble(
         wall=time.time,
         log=log,
         queue=queue,
+        seen=dict(first_look or NOTHING_SEEN),
     )
     delivery = Delivery(
         last_error=last_error_before(state_dir, box.name),
