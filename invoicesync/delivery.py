@@ -99,7 +99,7 @@ class Limits:
     give_up_after_seconds: float
     lost_grace_seconds: float = LOST_GRACE_SECONDS  # how soon an accepted upload surely shows in the list
     one_per_request: bool = False  # the marketplace takes one file per request (Kaufland)
-    parallel_uploads: int = 1  # uploads in flight at once (each its own request)
+    parallel_uploads: int = 1  # uploads in flight beside the loop at once (each its own request)
 
     @property
     def batching(self) -> Batching:
@@ -199,13 +199,8 @@ class Delivery:
         going = going and all(
             self._carry_out(step, rows[step.batch_id]) for step in others
         )  # stops at a pause
-        if self.limits.parallel_uploads > 1:
-            if going and uploads:
-                self._launch(uploads[: self._in_flight.room])
-        else:
-            for row in uploads:
-                if not going or not self._upload_now(row):
-                    break
+        if going and uploads:
+            self._launch(uploads[: self._in_flight.room])
         return wake_at([_open(row) for row in self._open_rows()], self.pause, None)
 
     def _open_rows(self) -> list[BatchRow]:
@@ -230,8 +225,6 @@ class Delivery:
                     self._reconcile(row)
                 case Poll():
                     self._poll(row)
-                case Upload():
-                    return self._upload_now(row)
         except Exception as exc:  # one batch's trouble must not stop the others
             return self._failed(row, exc)
         return True
@@ -377,30 +370,6 @@ class Delivery:
             return
         self.journal.unbatch(item.item_id)
         self.rechecks = True
-
-    def _upload_now(self, row: BatchRow) -> bool:
-        """One batch uploaded on the loop thread (Octopia's bundles): its files staged, what `prepare` notes
-        journaled, `uploading` journaled, the call, its answer journaled. False when the outbox paused."""
-        try:
-            if not self._stage(row):
-                return True
-            batch = self._batch(row)
-            note: Mapping[str, Any] | Exception = batch.prepared
-            if row.prepared is None:
-                try:
-                    note = self.marketplace.prepare(batch)
-                except Exception as exc:
-                    note = exc
-            sending, going = self._noted(row, batch, note, fresh=row.prepared is None)
-            if sending is None:
-                return going
-            try:
-                answer: Submission | Exception = self.marketplace.submit(sending)
-            except Exception as exc:
-                answer = exc
-            return self._answered(row, sending, answer)
-        except Exception as exc:  # a local trouble (staging, the journal): tried again later
-            return self._failed(row, exc)
 
     def _launch(self, rows: list[BatchRow]) -> None:
         """Start the calls of due batches beside the loop (`inflight`): `prepare` where nothing is noted

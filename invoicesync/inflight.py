@@ -1,12 +1,13 @@
-"""inflight (shell): marketplace calls running beside the loop, for a marketplace that takes one file per
-request (Kaufland): up to `limit` at once on a thread pool, each result picked up by the loop thread, which
-alone journals. Each finished call wakes the loop (`on_done`).
+"""inflight (shell): marketplace calls running beside the loop: up to `limit` at once on a thread pool
+(one Octopia bulk upload, many Kaufland single-file ones), each result picked up by the loop thread, which
+alone journals. Each finished call wakes the loop (`on_done`). A bundle on a seller's uplink can take
+minutes to send; meanwhile the loop goes on claiming, journaling verdicts and finishing files.
 
 Only the network runs here: what a call guards is journaled before it starts, and its answer after it ends,
 both by `delivery` on the loop thread. When the loop stops (a stop, a reload), the calls running are waited
-for and their answers journaled (`settle`), as an upload on the loop thread finishes its exchange: a reload
-never leaves an upload running that the next loop could send again. A crash leaves the batch `planned` or
-`uploading`: prepared again, or looked up before anything is sent again.
+for and their answers journaled (`settle`): a reload never leaves an upload running that the next loop
+could send again. A crash leaves the batch `planned` or `uploading`: prepared again, or looked up before
+anything is sent again.
 """
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ def limits_of(box: OutboxSettings) -> Limits:
             else LOST_GRACE_SECONDS
         ),
         one_per_request=per_file,
-        parallel_uploads=PARALLEL_KAUFLAND_UPLOADS if per_file else 1,
+        parallel_uploads=PARALLEL_KAUFLAND_UPLOADS if per_file else 1,  # Octopia: one bulk import at a time
     )
 
 
