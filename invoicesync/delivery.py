@@ -373,7 +373,8 @@ class Delivery:
 
     def _launch(self, rows: list[BatchRow]) -> None:
         """Start the calls of due batches beside the loop (`inflight`): `prepare` where nothing is noted
-        yet, else `submit`, once `uploading` is journaled (one commit for all of them)."""
+        yet (here, when it asks the marketplace nothing), then `submit`, once `uploading` is journaled
+        (one commit for all of them)."""
         sending: list[tuple[BatchRow, Batch]] = []
         with self.journal.transaction():
             for row in rows:
@@ -384,14 +385,23 @@ class Delivery:
                 except Exception as exc:
                     self._failed(row, exc)
                     continue
-                if row.prepared is None:
+                if row.prepared is None and self.marketplace.asks_before_upload:
                     self._in_flight.start("prepare", row, batch, self.marketplace.prepare)
                     continue
-                ready, _ = self._noted(row, batch, batch.prepared, fresh=False)
+                fresh = row.prepared is None
+                ready, _ = self._noted(
+                    row, batch, self._prepare_here(batch) if fresh else batch.prepared, fresh=fresh
+                )
                 if ready is not None:
                     sending.append((row, ready))
         for row, batch in sending:  # after the commit that journaled them `uploading`
             self._in_flight.start("submit", row, batch, self.marketplace.submit)
+
+    def _prepare_here(self, batch: Batch) -> Mapping[str, Any] | Exception:
+        try:
+            return self.marketplace.prepare(batch)
+        except Exception as exc:  # said by `_noted`, as an answer from beside the loop would be
+            return exc
 
     def _collect(self, *, launch: bool = True) -> bool:
         """Journal the answers of the calls that ended (one commit), then start the uploads whose order was

@@ -31,6 +31,9 @@ class Marketplace(Protocol):
     # called whenever a request moves bytes: the service feeds systemd's watchdog with it, since one
     # upload on a slow link may outlast WatchdogSec
     progress: Callable[[], None]
+    # `prepare` asks the marketplace something (Kaufland reads the order): it runs beside the loop, like an
+    # upload. False: it only computes, and the loop calls it on its way to the upload.
+    asks_before_upload: bool
 
     def prepare(self, batch: Batch) -> dict[str, Any]:
         """What to know before the first upload (JSON-able; journaled). May refuse: RejectedError."""

@@ -188,6 +188,7 @@ def delivered(order_id: str, upload_name: str, invoice: Mapping[str, Any], repla
 
 class KauflandMarketplace:
     name = "kaufland"
+    asks_before_upload = True  # the order is read before its invoice goes
 
     def __init__(
         self,

@@ -166,6 +166,7 @@ def parse_created_at(value: str | None) -> datetime | None:
 
 class OctopiaMarketplace:
     name = "octopia"
+    asks_before_upload = False  # an import is found again by its bundle name: nothing to read first
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ class AnswersAtOnce:
     """A stand-in for a synchronous marketplace: each request is decided when it is made."""
 
     name = "kaufland"
+    asks_before_upload = True
 
     def __init__(self) -> None:
         self.requests: list[Batch] = []
