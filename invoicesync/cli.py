@@ -10,6 +10,7 @@ traceback only at debug level.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -243,6 +244,10 @@ def _serve(config: Config, args: argparse.Namespace, progress: _Progress | None)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, reload)
+    # what start-up made (modules, the configuration) lives as long as the process: the cyclic garbage
+    # collector need not walk it again at each full pass (a 2,000-file `once`: 0.17 s of its time -> 0.09 s).
+    # No collection first: it costs 14 ms and finds some 15 objects of garbage, which are kept too.
+    gc.freeze()
     try:
         tally = service.run(reload_config=lambda: _load(args.config))
     except InvoicesyncError:
