@@ -191,9 +191,10 @@ class Delivery:
         polled. A step that pauses the outbox ends the round: no other call is made until `pause.until`."""
         going = self._collect()
         rows = {row.batch_id: row for row in self._open_rows()}
-        steps = due_steps(
-            [_open(row) for row in rows.values()], self.pause, self.wall(), polls_only=polls_only
-        )
+        opened = [_open(row) for row in rows.values()]
+        steps = due_steps(opened, self.pause, self.wall(), polls_only=polls_only)
+        if not steps:  # nothing carried out: the batches are as just read (most turns, in a burst)
+            return wake_at(opened, self.pause, None)
         uploads = [rows[step.batch_id] for step in steps if isinstance(step, Upload)]
         others = [step for step in steps if not isinstance(step, Upload)]
         going = going and all(

@@ -204,7 +204,9 @@ class Worker:
                 self.health.finishing.set(None)
 
     def finish_decided(self) -> None:
-        decided = self._with_destinations(self.journal.items(self.name, ItemState.DECIDED))
+        decided = self.journal.items(self.name, ItemState.DECIDED)
+        if decided:  # the reserved names are read only when a file is to be named
+            decided = self._with_destinations(decided)
         for start in range(0, len(decided), FINISH_PER_COMMIT):
             self._finish_together(decided[start : start + FINISH_PER_COMMIT])
         for container in self.journal.items(self.name, ItemState.CONTAINER):
