@@ -15,6 +15,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,69 @@ def compile_bytecode() -> None:
     says; stale bytecode is made again."""
     for package in ("invoicesync", "bench", "tests"):
         compileall.compile_dir(REPO / package, quiet=1)
+
+
+# A file created on this VM's disk (ext4 without a journal) costs ~20 µs of CPU, but for a minute or more
+# after many files were deleted near it, up to 0.7 ms: the kernel then steps over each recently deleted
+# inode number, one at a time, before it hands out a free one (fs/ext4/ialloc.c, recently_deleted(); a
+# journaled ext4 skips that step). A figure's own clean-up, or the scan figure's 50,000 files, leaves such a
+# trail: measured here, 10,000 files deleted made each new file cost 700 µs for 60-90 s. The daemon creates
+# a report per invoice and the bare scripts create nothing, so the trail would count against the daemon
+# alone: figures that compare the two wait for the disk to be quiet first and print what they found.
+QUIET_CREATE_RATIO = 2.0  # a create costs at most this many renames (a rename allocates no inode)
+QUIET_WAIT_SECONDS = 600
+QUIET_PROBE_FILES = 300
+
+
+def create_cost(folder: Path) -> tuple[float, float]:
+    """CPU microseconds to create one empty file in a new subfolder of `folder`, and to rename one there."""
+    probe = Path(tempfile.mkdtemp(prefix="probe-", dir=folder))
+    started = time.process_time()
+    for number in range(QUIET_PROBE_FILES):
+        os.close(os.open(probe / f"{number}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    created = time.process_time()
+    for number in range(QUIET_PROBE_FILES):
+        os.rename(probe / f"{number}", probe / f"{number}.renamed")
+    renamed = time.process_time()
+    # left in place: deleting them would lay the very trail this measures
+    return 1e6 * (created - started) / QUIET_PROBE_FILES, 1e6 * (renamed - created) / QUIET_PROBE_FILES
+
+
+@dataclass(frozen=True, slots=True)
+class Disk:
+    """What `wait_for_quiet_disk` found."""
+
+    create_us: float
+    rename_us: float
+    waited_seconds: float
+    quiet: bool
+
+
+def wait_for_quiet_disk(folder: Path) -> Disk:
+    """Wait (at most QUIET_WAIT_SECONDS) until creating a file in `folder` costs what it costs on a quiet
+    disk."""
+    started = time.monotonic()
+    while True:
+        create, rename = create_cost(folder)
+        quiet = create <= QUIET_CREATE_RATIO * rename
+        waited = time.monotonic() - started
+        if quiet or waited >= QUIET_WAIT_SECONDS:
+            return Disk(create, rename, waited, quiet)
+        time.sleep(5)  # the trail fades as the kernel writes the deleted inodes back
+
+
+def disk_words(states: Sequence[Disk]) -> str:
+    """The disk before the runs, for a table's workload column."""
+    worst = max(states, key=lambda state: state.create_us)
+    waited = sum(state.waited_seconds for state in states)
+    loud = sum(1 for state in states if not state.quiet)
+    found = f"{loud} run(s) on a disk still slow to create files; " if loud else ""
+    return (
+        f"disk quiet before each run ({found}a file created in at most {worst.create_us:.0f} µs, renamed in "
+        f"{worst.rename_us:.0f} µs; {waited:.0f} s waited for it)"
+    )
+
+
 CLIENT_ID, CLIENT_SECRET, SELLER_ID = "bench-client", "bench-secret", "98979"
 PROCESSING_SECONDS = 0.2  # how long the sandbox keeps an import Running
 FIRST_POLL_SECONDS = 0.3  # both invoicesync and the baselines first look at an import after this

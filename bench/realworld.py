@@ -19,7 +19,10 @@ ends in failed/, which costs the same. Reported side by side, in one run:
 `once` runs with as many checkers as the script has processes (`checkers: <cores>`), so the ratio is the
 daemon's own overhead (claims, journal, bundles, sidecars, moves, logs); a run with `checkers: auto` (one
 per core beyond the first) is printed beside it. All runs work in a temporary folder (TMPDIR): the
-filesystem's cost of creating a file (a sidecar per invoice) is part of what is measured.
+filesystem's cost of creating a file (a sidecar per invoice) is part of what is measured — on a quiet
+disk: each run first waits until a file is created as fast as it is renamed (`wait_for_quiet_disk`; on
+this VM's journal-less ext4 a trail of deleted files makes each new one 30 times dearer for a minute or
+more, a cost the script, which creates no file, would never pay).
 
 Prints a table; asserts nothing. Says why and stops when ../shared/realworld is absent (a clone elsewhere
 finds it through INVOICESYNC_REALWORLD). `bench/run.py` runs it too, as its `realworld` figure.
@@ -50,12 +53,15 @@ from bench.common import (
     POLL_MAX_SECONDS,
     PYTHON,
     REPO,
+    Disk,
     Row,
     compile_bytecode,
     data_files,
+    disk_words,
     invoicesync_command,
     measured_run,
     start_sandbox,
+    wait_for_quiet_disk,
     write_config,
 )
 from bench.footprint import tree_pss_peak
@@ -182,6 +188,7 @@ def measure(files: int, rounds: int = 5) -> list[Row]:
     compile_bytecode()  # the daemon, its checkers and the script load bytecode, as installed
     cores = os.cpu_count() or 1
     timed: dict[str, list[float]] = {"once": [], "auto": [], "baseline": []}
+    disk: list[Disk] = []
     with tempfile.TemporaryDirectory(prefix="bench-realworld-") as temp:
         workdir = Path(temp)
         workload(sources, workdir / "source", files)
@@ -197,6 +204,7 @@ def measure(files: int, rounds: int = 5) -> list[Row]:
             for name in [*pair, "auto"]:
                 run = workdir / f"{name}-{round_number}"
                 with running_sandbox(run) as sandbox:
+                    disk.append(wait_for_quiet_disk(run))
                     if name == "baseline":
                         command = [PYTHON, str(Path(__file__).resolve()), "--baseline",
                                    str(workdir / "source"),
@@ -228,7 +236,7 @@ def measure(files: int, rounds: int = 5) -> list[Row]:
             "throughput, real invoices",
             f"{files:,} copies of {len(sources)} real PDFs/XMLs, `once` (settle {SETTLE_SECONDS:g} s, "
             f"checkers: {cores}, one per core like the script); {rounds} rounds, each `once` beside the "
-            "script; medians",
+            f"script; medians; {disk_words(disk)}",
             f"{files / seconds['once']:.0f} files/s ({seconds['once']:.1f} s); "
             f"checkers auto: {files / seconds['auto']:.0f} files/s ({seconds['auto']:.1f} s)",
             f"{files / seconds['baseline']:.0f} files/s same-work script; "

@@ -15,12 +15,14 @@ from bench.common import (
     Row,
     SandboxProcess,
     data_files,
+    disk_words,
     drop_copies,
     invoicesync_command,
     measured_run,
     small_invoices,
     start_sandbox,
     verdict,
+    wait_for_quiet_disk,
     write_config,
     write_files,
 )
@@ -65,9 +67,10 @@ def measure(*, files: int, per_file_files: int, rounds: int) -> list[Row]:
         sandbox = start_sandbox(workdir)
         try:
             sources = write_files(workdir / "source", small_invoices(files, prefix="TPUT"))
-            ours, bulk = [], []
+            ours, bulk, disk = [], [], []
             for number in range(rounds):  # alternate, so both see the same machine weather
                 bulk.append(run_baseline(workdir, sandbox, workdir / "source", "bulk", files))
+                disk.append(wait_for_quiet_disk(workdir))
                 ours.append(run_once(workdir / f"round-{number}", sandbox, sources))
             per_file = run_baseline(workdir, sandbox, workdir / "source", "per-file", per_file_files)
         finally:
@@ -80,7 +83,8 @@ def measure(*, files: int, per_file_files: int, rounds: int) -> list[Row]:
     return [
         Row(
             "throughput",
-            f"{files:,} small PDF/XML, `once` until all in sent/ (settle {SETTLE_SECONDS:g} s)",
+            f"{files:,} small PDF/XML, `once` until all in sent/ (settle {SETTLE_SECONDS:g} s); "
+            f"{disk_words(disk)}",
             f"{best:.2f} s",
             f"{best_bulk:.2f} s bulk script",
             f"{ratio:.2f}x",
