@@ -10,7 +10,6 @@ httpx bounds each socket operation, never the whole: a server that answers one b
 from __future__ import annotations
 
 import contextvars
-import functools
 import ssl
 import threading
 import time
@@ -121,19 +120,16 @@ class DeadlineBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    """httpx's TLS defaults (certifi's CAs, or SSL_CERT_FILE/SSL_CERT_DIR), made once per process and shared
-    by every transport: loading the CA bundle costs 25-45 ms of CPU at start-up, each time."""
-    return httpx.create_ssl_context()
-
-
 def deadline_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
     """An httpx transport whose connections obey `within` and `abort_all`."""
-    transport = httpx.HTTPTransport(limits=limits, verify=tls_context())
+    # httpx's TLS defaults (certifi's CAs, or SSL_CERT_FILE/SSL_CERT_DIR), made once for the transport and
+    # its rebuilt pool (loading the CAs costs 25-45 ms of CPU); a reload builds new transports, so CAs
+    # updated on disk are read again then
+    tls = httpx.create_ssl_context()
+    transport = httpx.HTTPTransport(limits=limits, verify=tls)
     # httpx has no setting for the network backend: its pool is rebuilt with ours (same TLS defaults)
     transport._pool = httpcore.ConnectionPool(  # the one way to give httpx a backend
-        ssl_context=tls_context(),
+        ssl_context=tls,
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,

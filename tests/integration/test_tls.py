@@ -1,8 +1,8 @@
 """TLS as the marketplace clients speak it: a loopback HTTPS server whose certificate no CA signed is refused.
 
 The certificate (tests/integration/tls/, self-signed for 127.0.0.1, made once with openssl) is what a man in
-the middle could show. The transports share one TLS context made at start-up (`tls_context`): it must keep
-verifying, for every transport made from it.
+the middle could show. A transport makes its TLS context once for itself and the pool it rebuilds
+(`deadline_transport`): both must keep verifying.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def https_url() -> Iterator[str]:
 
 
 def test_a_certificate_no_ca_signed_is_refused_by_every_transport(https_url: str) -> None:
-    for _ in range(2):  # the second transport reuses the first one's context
+    for _ in range(2):  # two transports, each with the context it made
         with (
             httpx.Client(transport=deadline_transport(httpx.Limits())) as client,
             pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
