@@ -20,7 +20,7 @@ ends in failed/, which costs the same. Reported side by side, in one run:
 daemon's own overhead (claims, journal, bundles, sidecars, moves, logs); a run with `checkers: auto` (one
 per core beyond the first) is printed beside it. All runs work in a temporary folder (TMPDIR): the
 filesystem's cost of creating a file (a sidecar per invoice) is part of what is measured — on a quiet
-disk: each run first waits until a file is created as fast as it is renamed (`wait_for_quiet_disk`; on
+disk: each run first waits until a file is created about as fast as it is renamed (`wait_for_quiet_disk`; on
 this VM's journal-less ext4 a trail of deleted files makes each new one 30 times dearer for a minute or
 more, a cost the script, which creates no file, would never pay).
 
