@@ -4,7 +4,7 @@
   `zipsafety` (core) for each kind and `schemas` (edge: the UBL 2.1 XSDs, loaded once);
 - `examine` (shell): one file on disk -> its order, size, hash and verdict;
 - `pool` (shell): the checker processes, each file with a time limit; `child` (shell) is the process
-  itself (`python -m invoicesync.checks.child`) and the wire format between them.
+  itself and the wire format between them; `template` (shell) is the process checkers are forked from.
 """
 
 import logging

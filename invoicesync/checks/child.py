@@ -1,5 +1,8 @@
-"""checks.child (shell): the child process `python -m invoicesync.checks.child PARENT_PID`, and the
-wire format `checks.pool` speaks with it.
+"""checks.child (shell): a checker process, and the wire format `checks.pool` speaks with it.
+
+A checker is forked from the template process (`checks.template`), its libraries loaded and the UBL schemas
+compiled there once; where the template cannot be used (a test's own command, a platform without it), it
+is started on its own: `python -m invoicesync.checks.child PARENT_PID`.
 
 It reads one JSON request per line (a file to examine, with its outbox's pattern and rules) and writes one
 JSON answer per line: `examine`'s result, or a `fault` (an installation fault, never a verdict). Its
@@ -21,7 +24,7 @@ import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from invoicesync.checks import quiet_libraries
 from invoicesync.checks.content import Rules, SchemaUnavailable, self_test
@@ -43,7 +46,7 @@ def limit_memory(max_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (max_bytes, hard))
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -130,11 +133,17 @@ def _write(stream: Any, document: dict[str, Any]) -> None:
     stream.flush()
 
 
-def main(argv: list[str]) -> int:
+def ignore_stop_signals() -> None:
+    """SIGINT and SIGTERM (a Ctrl-C, systemd's stop reach the whole group) are the parent's to act on."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def main(argv: list[str]) -> int:
+    """A checker started on its own: `python -m invoicesync.checks.child PARENT_PID`."""
+    ignore_stop_signals()
     if argv:
-        _die_with_parent(int(argv[0]))
+        die_with_parent(int(argv[0]))
     limit_memory(MAX_MEMORY_BYTES)
     quiet_libraries()
     out = sys.stdout.buffer
@@ -144,11 +153,27 @@ def main(argv: list[str]) -> int:
     except SchemaUnavailable as exc:
         _write(out, {"fault": str(exc)})
         return 1
-    _write(out, {"ready": True})
-    for line in sys.stdin.buffer:
-        _write(out, answer(json.loads(line)))
+    return serve(sys.stdin.buffer, out)
+
+
+def forked(parent_pid: int) -> int:
+    """A checker forked from the template (`checks.template`), which loaded the libraries, compiled the
+    schemas and ignores the stop signals; its requests on fd 0, its answers on fd 1."""
+    die_with_parent(parent_pid)
+    limit_memory(MAX_MEMORY_BYTES)
+    sys.stdout = sys.stderr
+    with open(0, "rb", closefd=False) as requests, open(1, "wb", closefd=False) as answers:
+        return serve(requests, answers)
+
+
+def serve(requests: BinaryIO, answers: BinaryIO) -> int:
+    """Say ready, answer each request, and at end of input say peak memory and CPU time."""
+    _write(answers, {"ready": True})
+    for line in requests:
+        _write(answers, answer(json.loads(line)))
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    _write(out, {"max_rss_kib": usage.ru_maxrss, "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3)})
+    cpu_seconds = round(usage.ru_utime + usage.ru_stime, 3)
+    _write(answers, {"max_rss_kib": usage.ru_maxrss, "cpu_seconds": cpu_seconds})
     return 0
 
 

@@ -1,6 +1,7 @@
 """checks.pool (shell): content checks in worker processes, each file with a time limit.
 
-`examine` runs in `invoicesync.checks.child` child processes, one file at a time each, so that:
+`examine` runs in checker processes (`checks.child`, forked from one template process that loaded their
+libraries: `checks.template`), one file at a time each, so that:
 - a month-end burst is checked on every core, and the daemon's own loop keeps its core;
 - PDFium (native code) and lxml run outside the daemon: a file that makes one spin (or grow: a checker's
   address space is capped) is cut off at `time_limit_seconds` and refused as `TooLarge`, instead of
@@ -10,7 +11,7 @@
 
 A checker that cannot start (its imports or the UBL schemas fail) is an installation fault, never a verdict:
 the future raises `CheckerUnavailable` and the file stays claimed. Checkers start on `warm()` (a file began
-settling) and stop after `idle_seconds` without work, so an idle daemon holds none.
+settling) and stop after `idle_seconds` without work, so an idle daemon holds none (nor a template).
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
 import structlog
 
 from invoicesync.checks.child import decode_answer, encode_request
 from invoicesync.checks.content import Rules, kind_of
 from invoicesync.checks.examine import Examined
+from invoicesync.checks.template import Forked, Template, TemplateFault, usable
 from invoicesync.config import DEFAULT_CHECK_SECONDS
 from invoicesync.errors import CheckerUnavailable
 from invoicesync.messages import file_error
@@ -56,6 +58,18 @@ WARM = "warm"  # a queue item: start your checker now
 
 
 STOPPED = CheckerUnavailable("The content checkers were stopped.")
+
+
+class CheckerProcess(Protocol):
+    """A checker as a lane handles it: started on its own (`subprocess.Popen`) or forked (`Forked`)."""
+
+    pid: int
+    stdin: IO[bytes] | None
+    stdout: IO[bytes] | None
+
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def kill(self) -> None: ...
 
 
 def default_workers() -> int:
@@ -89,13 +103,20 @@ class Checkers:
         time_limit_seconds: float = TIME_LIMIT_SECONDS,
         idle_seconds: float = IDLE_SECONDS,
         log: structlog.typing.FilteringBoundLogger | None = None,
-        command: Sequence[str] = (sys.executable, "-m", "invoicesync.checks.child"),
+        command: Sequence[str] | None = None,
     ) -> None:
+        """Checkers are forked from a template process, or each started with `command` (followed by this
+        process's pid, so that it dies with it) when one is given or no template can be used here."""
         self.workers = workers or default_workers()
-        self.command = [*command, str(os.getpid())]  # the checker dies with this process
         self.time_limit_seconds = time_limit_seconds
         self.idle_seconds = idle_seconds
         self.log = log or structlog.get_logger("invoicesync")
+        self.template: Template | None = None
+        if command is None and usable():
+            template_command = (sys.executable, "-m", "invoicesync.checks.template")
+            self.template = Template(template_command, on_start=self._started)
+        own = (sys.executable, "-m", "invoicesync.checks.child") if command is None else command
+        self.command = [*own, str(os.getpid())]  # the checker dies with this process
         self._jobs: queue.SimpleQueue[Job | str | None] = queue.SimpleQueue()
         self._lanes: list[Lane] = []
         self._lock = threading.Lock()
@@ -144,6 +165,8 @@ class Checkers:
             lane.interrupt()
         for lane in lanes:
             lane.thread.join(timeout=10)
+        if self.template is not None:
+            self.template.close()  # a checker still running (a lane that did not end in time) ends with it
         while True:
             try:
                 job = self._jobs.get_nowait()
@@ -151,6 +174,9 @@ class Checkers:
                 break
             if isinstance(job, Job):
                 job.future.cancel()
+
+    def _started(self, pid: int, seconds: float) -> None:
+        self.log.info("checker_template_started", pid=pid, seconds=seconds)
 
     def _start_lanes(self) -> None:
         with self._lock:
@@ -168,7 +194,7 @@ class Lane:
     def __init__(self, pool: Checkers, number: int) -> None:
         self.pool = pool
         self.number = number
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: CheckerProcess | None = None
         self._buffer = b""
         self._sent: deque[Job] = deque()  # requests in the checker's input, oldest (being checked) first
         self._head_since = 0.0  # when the oldest request's check began (monotonic)
@@ -205,6 +231,8 @@ class Lane:
             except queue.Empty:
                 if not self._sent:
                     self.stop_process()  # idle: give its memory back
+                    if self.pool.template is not None:
+                        self.pool.template.release()  # the last checker of it gone: the template too
                 return True
             if job is None:
                 self._fail_sent(STOPPED)
@@ -267,12 +295,16 @@ class Lane:
                 _refused(job, file_error("TooLarge", reason=reason, detail=f"time limit {limit}"))
             )
         else:
+            process = self.process
             ended = self._reap()
             if self.pool.closed:  # killed by `close`
                 self._fail_sent(STOPPED)
                 return
-            self.pool.log.warning("checker_died", file=job.name, ended=ended)
-            job.crashes += 1
+            # a checker killed with its template (killed itself, by a person or the OOM killer) died of
+            # nothing in this file: the file is simply checked again
+            orphaned = isinstance(process, Forked) and process.orphaned
+            self.pool.log.warning("checker_died", file=job.name, ended=ended, template_ended=orphaned)
+            job.crashes += 0 if orphaned else 1
             if job.crashes >= 2:  # a fresh checker died on it too: the file, not the checker
                 self._sent.popleft()
                 code = DAMAGED_CODES.get(kind_of(job.name) or "", "Unreadable")
@@ -312,6 +344,8 @@ class Lane:
             fault = self._start()
         except OSError as exc:
             fault = f"{exc.strerror or exc}."
+        except TemplateFault as exc:
+            fault = str(exc)
         if fault is not None:
             self.stop_process(kill=True)
             unavailable = CheckerUnavailable(f"A content checker could not be started: {fault}")
@@ -329,8 +363,13 @@ class Lane:
     def _start(self) -> str | None:
         """Spawn a checker and wait for its first line; the fault in words, or None when it is ready."""
         started = time.monotonic()
-        self.process = subprocess.Popen(
-            self.pool.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, bufsize=0
+        template = self.pool.template
+        self.process = (
+            subprocess.Popen(
+                self.pool.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, bufsize=0
+            )
+            if template is None
+            else template.fork()
         )
         self._buffer = b""
         line = self._read_line(self.process, started + START_LIMIT_SECONDS)
@@ -346,7 +385,7 @@ class Lane:
             return None
         return str(answer.get("fault") if isinstance(answer, dict) else answer)
 
-    def _read_line(self, process: subprocess.Popen[bytes], deadline: float) -> bytes | None:
+    def _read_line(self, process: CheckerProcess, deadline: float) -> bytes | None:
         """The next line; b"" when the deadline passed first, None when the process ended."""
         assert process.stdout is not None
         fd = process.stdout.fileno()

@@ -110,8 +110,10 @@ def test_once_prints_a_summary_line(tmp_path: Path) -> None:
 
 
 def _checker_pids(output: str) -> list[int]:
+    """The checkers and the template they were forked from."""
     events = (json.loads(line) for line in output.splitlines() if line.startswith("{"))
-    return [event["pid"] for event in events if event.get("event") == "checker_started"]
+    started = ("checker_started", "checker_template_started")
+    return [event["pid"] for event in events if event.get("event") in started]
 
 
 def _all_ended(pids: list[int]) -> bool:
@@ -137,7 +139,7 @@ def test_checker_processes_end_with_the_daemon_stopped_or_killed(
         drop(root, f"{order}.pdf", sample_pdf(order))
         wait_for(lambda: files_in(root, "sent"), timeout_seconds=30, what="the file sent")
         pids = _checker_pids(daemon.output())
-        assert pids and all(_running(pid) for pid in pids), stop
+        assert len(pids) >= 2 and all(_running(pid) for pid in pids), stop  # a template and its checker
         if stop == "SIGTERM":
             assert daemon.terminate() == 0
             assert "checker_stopped" in daemon.output()
