@@ -194,7 +194,7 @@ class Delivery:
         opened = [_open(row) for row in rows.values()]
         steps = due_steps(opened, self.pause, self.wall(), polls_only=polls_only)
         if not steps:  # nothing carried out: the batches are as just read (most turns, in a burst)
-            return wake_at(opened, self.pause, None)
+            return wake_at(opened, self.pause)
         uploads = [rows[step.batch_id] for step in steps if isinstance(step, Upload)]
         others = [step for step in steps if not isinstance(step, Upload)]
         going = going and all(
@@ -202,7 +202,7 @@ class Delivery:
         )  # stops at a pause
         if going and uploads:
             self._launch(uploads[: self._in_flight.room])
-        return wake_at([_open(row) for row in self._open_rows()], self.pause, None)
+        return wake_at([_open(row) for row in self._open_rows()], self.pause)
 
     def _open_rows(self) -> list[BatchRow]:
         """The open batches with no call in flight (those wake the loop when they end)."""

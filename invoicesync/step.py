@@ -9,7 +9,7 @@ safe to repeat after a crash:
   identical drops waiting on each other cannot both go);
 - `due_steps(batches, pause, now)`: one step of each open batch whose time has come: `Upload`,
   `LookForLost` (an upload with no answer), `Poll`; none at all while the outbox is paused;
-- `wake_at(...)`: the earliest wall time a batch, a paused outbox or a waiting bulk batch wants attention;
+- `wake_at(...)`: the earliest wall time an open batch wants attention (not before a pause ends);
 - `next_wake(...)`: how long the loop may sleep, from everything it waits for.
 
 A file found changed after its check is checked again at most `MAX_CHANGED_CHECKS` times (`checked_enough`).
@@ -140,12 +140,10 @@ def due_steps(
     return steps
 
 
-def wake_at(batches: Sequence[OpenBatch], pause: Pause, deadline: float | None) -> float | None:
-    """The earliest wall time something of delivery is due: an open batch (not before a pause ends) or
-    the deadline of a waiting bulk batch."""
+def wake_at(batches: Sequence[OpenBatch], pause: Pause) -> float | None:
+    """The earliest wall time an open batch is due (not before a pause ends). A waiting bulk batch's
+    deadline is a due of its own (`Sending.deadline`, waited for beside this one: `next_wake`)."""
     due = [max(batch.next_attempt_at, pause.until) for batch in batches if batch.state is not BatchState.DONE]
-    if deadline is not None:
-        due.append(deadline)
     return min(due, default=None)
 
 

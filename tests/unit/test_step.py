@@ -123,7 +123,7 @@ class DeliverySteps(RuleBasedStateMachine):
             if all(f.state == "done" for f in self.world.files.values()):
                 break
             self.step(flush=True, more_coming=False)
-            wake = wake_at(self.world.open_batches(), self.world.pause, None)
+            wake = wake_at(self.world.open_batches(), self.world.pause)
             self.world.now = max(self.world.now, wake or self.world.now) + 0.001
         assert all(f.state == "done" for f in self.world.files.values())
 
@@ -184,10 +184,10 @@ class DeliverySteps(RuleBasedStateMachine):
                         )
 
         open_after = world.open_batches()
-        wake = wake_at(open_after, world.pause, sending.deadline)
-        if not open_after and sending.deadline is None:
+        wake = wake_at(open_after, world.pause)
+        if not open_after:
             assert wake is None
-        if open_after:
+        else:
             assert wake is not None
             assert wake >= world.pause.until
             assert wake <= max(min(b.next_attempt_at for b in open_after), world.pause.until)
