@@ -19,6 +19,7 @@ closed it, or the daemon died) it ends, and each checker dies with it (PR_SET_PD
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -58,6 +59,11 @@ def main(argv: list[str]) -> int:
     except SchemaUnavailable as exc:
         control.send(_message({"fault": str(exc)}))
         return 1
+    # Kept out of the collector's reach, the template's objects are not written to by a checker's
+    # collections: fewer of their pages are copied into each checker (peak PSS of a `once` on real
+    # invoices, a template and one checker: 122-123 MiB before, 117-118 MiB after).
+    gc.collect()
+    gc.freeze()
     control.send(_message({"ready": True}))
     while request := control.recv(MESSAGE_BYTES):
         asked = json.loads(request)

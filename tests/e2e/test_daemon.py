@@ -116,6 +116,10 @@ def _checker_pids(output: str) -> list[int]:
     return [event["pid"] for event in events if event.get("event") in started]
 
 
+def _started_as_many(daemon: Daemon, expected: int) -> bool:
+    return len(_checker_pids(daemon.output())) == expected
+
+
 def _all_ended(pids: list[int]) -> bool:
     return not any(_running(pid) for pid in pids)
 
@@ -128,18 +132,23 @@ def _running(pid: int) -> bool:
         return False
 
 
+@pytest.mark.parametrize("checkers", [1, 2])  # one started on its own; two forked from a template
 def test_checker_processes_end_with_the_daemon_stopped_or_killed(
-    tmp_path: Path, start_daemon: Callable[[Path], Daemon]
+    tmp_path: Path, start_daemon: Callable[[Path], Daemon], checkers: int
 ) -> None:
     config = write_config(tmp_path)
+    config.write_text(config.read_text() + f"checkers: {checkers}\n")
     root = tmp_path / "shop"
     for number, stop in enumerate(("SIGTERM", "SIGKILL")):
         daemon = start_daemon(config)
         order = f"PROC{number:04d}"
         drop(root, f"{order}.pdf", sample_pdf(order))
         wait_for(lambda: files_in(root, "sent"), timeout_seconds=30, what="the file sent")
+        expected = checkers + (checkers > 1)  # the checkers, and their template when there are several
+        started = functools.partial(_started_as_many, daemon, expected)
+        wait_for(started, timeout_seconds=30, what=f"{expected} checker processes started")
         pids = _checker_pids(daemon.output())
-        assert len(pids) >= 2 and all(_running(pid) for pid in pids), stop  # a template and its checker
+        assert all(_running(pid) for pid in pids), stop
         if stop == "SIGTERM":
             assert daemon.terminate() == 0
             assert "checker_stopped" in daemon.output()

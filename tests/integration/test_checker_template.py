@@ -138,6 +138,17 @@ def test_the_template_ends_with_the_last_idle_checker(tmp_path: Path) -> None:
     assert pool.template.pid() is None
 
 
+def test_a_single_checker_starts_on_its_own(tmp_path: Path) -> None:
+    """A template would save no start, and hold a second copy of what a checker copies of it."""
+    pool = Checkers(workers=1, log=structlog.get_logger("test"))
+    try:
+        assert pool.template is None
+        assert judge(pool, tmp_path, "ORDER000001") is None
+        assert [parent_of(pid) for pid in pool.pids()] == [os.getpid()]
+    finally:
+        pool.close()
+
+
 def test_a_template_that_cannot_start_says_why(tmp_path: Path) -> None:
     said = "A library the checks need is missing or broken: on purpose."
     faulty = Template([sys.executable, "-c", f"import socket, sys, json\n"
@@ -152,7 +163,7 @@ def test_a_template_that_cannot_start_says_why(tmp_path: Path) -> None:
 
 
 def test_a_pool_whose_template_cannot_start_refuses_no_file(tmp_path: Path) -> None:
-    pool = Checkers(workers=1, log=structlog.get_logger("test"))
+    pool = Checkers(workers=2, log=structlog.get_logger("test"))
     assert pool.template is not None
     pool.template.command = [sys.executable, "-c", "raise SystemExit(3)"]
     try:
