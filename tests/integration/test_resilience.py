@@ -331,7 +331,11 @@ def test_wrong_secret_pauses_only_that_outbox_keeps_its_files_and_resumes_once_f
         commands.status(config, as_json=False)
         assert f"PAUSED: {reason}" in capsys.readouterr().out
 
-        secret_file.write_text(SECRET + "\n")  # fixed, no restart: the file is read at each token request
+        # fixed, no restart: the file is read at each token request. Replaced whole, as an editor saves it:
+        # rewritten in place, a token request could read it empty (another pause, said as such)
+        fixed = secret_file.with_name("octopia-secret.new")
+        fixed.write_text(SECRET + "\n")
+        fixed.replace(secret_file)
         wait_for(lambda: len(files_in(shop, "sent")) == 7, timeout_seconds=60, what="shop resumed")
         assert_each_sent_once(shop, daemon.sandbox, [*names, "PAUS0100.pdf"])
         wait_for(lambda: daemon.outbox_status()["paused"] is None, timeout_seconds=10, what="status cleared")
