@@ -24,6 +24,7 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--marketplace", choices=("octopia", "kaufland"), default="octopia")
+    parser.add_argument("--checkers", type=int, default=None, help="checker processes (default: auto)")
     args = parser.parse_args()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="invoicesync-soak-") as workdir:
@@ -35,6 +36,7 @@ def main() -> int:
             finish_timeout_seconds=1800,
             progress=lambda line: print(line, flush=True),
             marketplace=args.marketplace,
+            checkers=args.checkers,
         )
     print(
         f"files={outcome.dropped} kills={outcome.kills} sent={outcome.sent} failed={outcome.failed} "

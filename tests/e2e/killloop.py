@@ -91,8 +91,10 @@ def write_config(
     batch: dict[str, Any] | None = None,
     poll: dict[str, Any] | None = None,
     marketplace: str = "octopia",
+    checkers: int | None = None,
 ) -> Path:
-    """One outbox `shop` under workdir talking to a sandbox process; fast timings unless overridden."""
+    """One outbox `shop` under workdir talking to a sandbox process; fast timings unless overridden;
+    `checkers` checker processes (None: `auto`)."""
     root = workdir / "shop"
     (root / "outbox").mkdir(parents=True, exist_ok=True)
     box: dict[str, Any] = {
@@ -122,6 +124,8 @@ def write_config(
         "log": {"format": "json", "level": "info"},
         "outboxes": [box],
     }
+    if checkers is not None:
+        config["checkers"] = checkers
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -157,13 +161,15 @@ def run_kill_loop(
     finish_timeout_seconds: float = 300,
     progress: Callable[[str], None] = lambda line: None,
     marketplace: str = "octopia",
+    checkers: int | None = None,
 ) -> Outcome:
-    """`marketplace: kaufland`: a Kaufland outbox (its XML files fail locally as UnsupportedType)."""
+    """`marketplace: kaufland`: a Kaufland outbox (its XML files fail locally as UnsupportedType);
+    `checkers: 2` or more: checkers forked from a template process."""
     started = time.monotonic()
     rng = random.Random(seed)
     sandbox = SandboxProcess(workdir, "--processing-seconds", "0.3")
     try:
-        config = write_config(workdir, sandbox, marketplace=marketplace)
+        config = write_config(workdir, sandbox, marketplace=marketplace, checkers=checkers)
         root = workdir / "shop"
         outbox = root / "outbox"
         outbox.mkdir(parents=True, exist_ok=True)
