@@ -108,6 +108,15 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def greeting_fault(greeting: bytes) -> str | None:
+    """None when a first line (a checker's, or its template's) says it is ready, else the fault it names;
+    ValueError when it is not JSON."""
+    answer = json.loads(greeting)
+    if isinstance(answer, dict) and answer.get("ready") is True:
+        return None
+    return str(answer.get("fault") if isinstance(answer, dict) else answer)
+
+
 def decode_answer(line: bytes) -> Examined:
     """The `Examined` in an answer line; raises CheckerUnavailable for a fault, ValueError or KeyError for
     a garbled line."""

@@ -35,7 +35,7 @@ from typing import IO, Any, Protocol
 
 import structlog
 
-from invoicesync.checks.child import decode_answer, encode_request
+from invoicesync.checks.child import decode_answer, encode_request, greeting_fault
 from invoicesync.checks.content import Rules, kind_of
 from invoicesync.checks.examine import Examined
 from invoicesync.checks.template import Forked, Template, TemplateFault, usable
@@ -380,12 +380,9 @@ class Lane:
         if line == b"":
             return f"it was not ready within {START_LIMIT_SECONDS:g} s"
         try:
-            answer = json.loads(line)
+            return greeting_fault(line)
         except ValueError:
             return f"its first line was not its greeting: {line[:80]!r}"
-        if isinstance(answer, dict) and answer.get("ready") is True:
-            return None
-        return str(answer.get("fault") if isinstance(answer, dict) else answer)
 
     def _read_line(self, process: CheckerProcess, deadline: float) -> bytes | None:
         """The next line; b"" when the deadline passed first, None when the process ended."""

@@ -266,12 +266,9 @@ def _greeting(message: bytes) -> str | None:
     if not message:
         return "its template process ended before it was ready."
     try:
-        answer = json.loads(message)
+        return child.greeting_fault(message)
     except ValueError:
         return f"its template's first message was not its greeting: {message[:80]!r}."
-    if isinstance(answer, dict) and answer.get("ready") is True:
-        return None
-    return str(answer.get("fault") if isinstance(answer, dict) else answer)
 
 
 class Forked:

@@ -28,6 +28,7 @@ from invoicesync.errors import CheckerUnavailable
 from invoicesync.naming import DEFAULT_ORDER_PATTERN
 from tests.badfiles import sample_pdf, sample_ubl, slow_pdf
 from tests.conftest import wait_for
+from tests.integration.test_checkers import has_open
 
 pytestmark = pytest.mark.skipif(not usable(), reason="checkers are forked from a template on Linux only")
 
@@ -49,13 +50,6 @@ def running(pid: int) -> bool:
     """Alive and not a zombie waiting to be reaped."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def has_open(pid: int, path: Path) -> bool:
-    try:
-        return any(os.readlink(f"/proc/{pid}/fd/{fd}") == str(path) for fd in os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return False
 
