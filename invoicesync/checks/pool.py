@@ -306,7 +306,8 @@ class Lane:
             # nothing in this file: the file is simply checked again
             orphaned = isinstance(process, Forked) and process.orphaned
             self.pool.log.warning("checker_died", file=job.name, ended=ended, template_ended=orphaned)
-            job.crashes += 0 if orphaned else 1
+            if not orphaned:
+                job.crashes += 1
             if job.crashes >= 2:  # a fresh checker died on it too: the file, not the checker
                 self._sent.popleft()
                 code = DAMAGED_CODES.get(kind_of(job.name) or "", "Unreadable")

@@ -2,8 +2,10 @@
 
 Every checker of a pool is a child of its template (which loaded the libraries and compiled the schemas
 once); a template killed takes its checkers with it and the next file is judged by a new one, without a
-verdict lost or a wait; the template ends with the pool's last idle checker; a template that cannot start
-is an installation fault in its own words.
+verdict lost or a wait, and without that death counted against the file; a forked checker's own death or
+time limit is handled as a started checker's; the template ends with the pool's last idle checker; a
+single checker is started on its own; a template that cannot start is an installation fault in its own
+words.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from invoicesync.errors import CheckerUnavailable
 from invoicesync.naming import DEFAULT_ORDER_PATTERN
 from tests.badfiles import sample_pdf, sample_ubl, slow_pdf
 from tests.conftest import wait_for
-from tests.integration.test_checkers import has_open
+from tests.integration.test_checkers import has_open, kill_while_checking
 
 pytestmark = pytest.mark.skipif(not usable(), reason="checkers are forked from a template on Linux only")
 
@@ -114,6 +116,36 @@ def test_a_file_whose_checker_dies_with_its_template_twice_is_not_refused(
         assert future.result(timeout=120) == expected
     died = [entry for entry in logs if entry["event"] == "checker_died"]
     assert len(died) == 2 and all(entry["template_ended"] for entry in died)
+
+
+def test_a_forked_checker_that_dies_on_a_file_twice_refuses_it_as_before(
+    tmp_path: Path, pool: Checkers
+) -> None:
+    """Its template alive, a checker's death is the file's: twice, and the file is refused as damaged."""
+    slow = tmp_path / "ORDER000001.pdf"
+    slow.write_bytes(slow_pdf("ORDER000001"))
+    future = pool.submit(slow, slow.name, pattern=PATTERN, rules=Rules(), entry=False)
+    first = kill_while_checking(pool, slow)
+    kill_while_checking(pool, slow, not_pid=first)
+    verdict = future.result(timeout=60)
+    assert verdict.error is not None and verdict.error.code == "InvalidPdf"
+    assert verdict.error.detail == "the checker process ended (signal 9) while reading this file, twice"
+
+
+def test_a_forked_checker_past_its_time_limit_is_replaced_by_a_new_fork(tmp_path: Path) -> None:
+    pool = Checkers(workers=2, time_limit_seconds=0.5, log=structlog.get_logger("test"))
+    try:
+        slow = tmp_path / "ORDER000001.pdf"
+        slow.write_bytes(slow_pdf("ORDER000001", lines=3_000_000))
+        verdict = pool.submit(slow, slow.name, pattern=PATTERN, rules=Rules(), entry=False).result(60)
+        assert verdict.error is not None and verdict.error.code == "TooLarge"
+        assert pool.template is not None
+        template = pool.template.pid()
+        assert judge(pool, tmp_path, "ORDER000002") is None
+        assert pool.template.pid() == template  # forked again from the same template
+        assert all(parent_of(pid) == template for pid in pool.pids())
+    finally:
+        pool.close()
 
 
 def test_the_template_ends_with_the_last_idle_checker(tmp_path: Path) -> None:
