@@ -1,8 +1,8 @@
 """checks.child (shell): a checker process, and the wire format `checks.pool` speaks with it.
 
 A checker is forked from the template process (`checks.template`), its libraries loaded and the UBL schemas
-compiled there once; where the template cannot be used (a test's own command, a platform without it), it
-is started on its own: `python -m invoicesync.checks.child PARENT_PID`.
+compiled there once; a single checker (which a template would not speed up), a test's own command, or a
+platform without the template, starts it on its own: `python -m invoicesync.checks.child PARENT_PID`.
 
 It reads one JSON request per line (a file to examine, with its outbox's pattern and rules) and writes one
 JSON answer per line: `examine`'s result, or a `fault` (an installation fault, never a verdict). Its
@@ -143,7 +143,7 @@ def _write(stream: Any, document: dict[str, Any]) -> None:
 
 
 def ignore_stop_signals() -> None:
-    """SIGINT and SIGTERM (a Ctrl-C, systemd's stop reach the whole group) are the parent's to act on."""
+    """SIGINT and SIGTERM (a Ctrl-C and systemd's stop reach the whole group) are the parent's to act on."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
